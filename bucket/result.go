@@ -1,0 +1,46 @@
+package bucket
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors a front maps to a response. They are defined here, with the
+// concepts they name, so that fronts need not import the store.
+var (
+	// ErrUnknownPolicy is returned for a take or peek that names a policy
+	// the server does not have.
+	ErrUnknownPolicy = errors.New("unknown policy")
+	// ErrClosed is returned by a store that has been closed.
+	ErrClosed = errors.New("store is closed")
+)
+
+// DefaultPolicy is the name of the policy used when a take names none.
+const DefaultPolicy = "default"
+
+// Result is a take's outcome under a named policy.
+type Result struct {
+	// Policy is the policy that decided, after any per-key override.
+	Policy Policy
+	// Decision is the combined decision of all its limits (see Policy.Take).
+	// When Policy.Shadow is set the caller allows the request whatever it
+	// says.
+	Decision
+	// Limits holds each limit's own decision, in the order of Policy.Limits,
+	// when the policy has more than one; nil otherwise.
+	Limits []Decision
+}
+
+// Snapshot is a stored bucket as seen at one instant.
+type Snapshot struct {
+	// Policy holds the limits the bucket was last taken under.
+	Policy Policy
+	// Decision is a peek at the instant (a take of 0): Remaining is the
+	// tokens held, Limit the capacity and ResetAfter the time until full,
+	// for the limit with the fewest tokens.
+	Decision
+	// Limits holds each limit's peek when the policy has more than one.
+	Limits []Decision
+	// UpdatedAt is when the bucket last changed.
+	UpdatedAt time.Time
+}

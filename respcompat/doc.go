@@ -1,0 +1,120 @@
+// Package respcompat serves bucketd's buckets over the Redis protocol
+// (RESP2), so that redis-cli, redis-benchmark and Redis client libraries
+// can use them: rate limit with CL.THROTTLE (as the redis-cell module) or
+// BUCKET.TAKE (the server's own policies), and read, set and reset buckets,
+// which look like Redis hashes.
+//
+// Create a Server with New over a Store (storage.DB implements it), bind a
+// listener, and call Serve; Shutdown stops it. The package reads requests
+// with its own bounded buffer and redcon's zero-copy parser, and writes
+// replies with redcon's encoders.
+//
+// # Buckets as hashes
+//
+// Every key is a bucket, of type hash. Its fields are computed when it is
+// read:
+//
+//	tokens         tokens held now, a decimal ("14.5")
+//	capacity       the most it holds ("15")
+//	rate           how fast it refills ("1/3s", "10/s", "30/m")
+//	updated_at_ms  when it last changed, Unix milliseconds
+//	full_in_ms     milliseconds until it is full, rounded up
+//	policy         the policy it was last taken under
+//
+// For a policy of several limits, the fields are those of the limit with
+// the fewest tokens left (the first such in the policy's order): the one
+// that decides the next take. A key with no bucket is a full bucket, and
+// reads as a missing hash does in Redis. Only tokens can be set.
+//
+// # Commands
+//
+// Errors are worded as Redis words them. Command names are in any case.
+//
+//	CL.THROTTLE key max_burst count period [quantity]
+//	    redis-cell's command, with its reply, rounding and error texts:
+//	    [limited 0|1, limit, remaining, retry_after_s, reset_after_s]; a
+//	    bucket of max_burst+1 tokens earning count every period seconds.
+//	    quantity 0 peeks; one more than the limit is refused with retry -1.
+//	BUCKET.TAKE key [cost] [POLICY name]
+//	    Takes cost tokens (a decimal, default 1; 0 peeks) under one of the
+//	    server's policies (the default one, or the key's own), as GET /{key}
+//	    does over HTTP. The reply is an array of six:
+//	      allowed         1 if the request may proceed, else 0; always 1
+//	                      under a shadow policy
+//	      limit           capacity in whole tokens of the limit with the
+//	                      fewest tokens left
+//	      remaining       its tokens after the take (before it if refused),
+//	                      whole, rounded down
+//	      retry_after_ms  0 if the take succeeded, else milliseconds until
+//	                      it would (rounded up), or -1 if cost is more
+//	                      than the capacity; under a shadow policy a
+//	                      refusal shows here while allowed is 1
+//	      reset_after_ms  milliseconds until every limit is full, rounded up
+//	      policy          the name of the policy that decided
+//	HGETALL, HGET, HMGET, HEXISTS, HLEN, HKEYS, HVALS, HSTRLEN, HSCAN
+//	    Read a bucket's fields, as above.
+//	HSET key tokens N [tokens N ...], HMSET key tokens N
+//	    Set the tokens held now (clamped to [0, capacity]; a negative N is
+//	    0). HSET replies 0, HMSET OK. Other fields are read-only.
+//	EXISTS key [key ...]   TYPE key (hash or none)   DBSIZE   RANDOMKEY
+//	TTL key, PTTL key
+//	    Seconds or milliseconds, rounded up, until the bucket is full again
+//	    (every limit of it), when the store may forget it; -2 if absent.
+//	DEL key [key ...], UNLINK key [key ...]
+//	    Reset buckets to full; the reply counts those that existed.
+//	KEYS pattern, SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
+//	    Glob patterns of tidwall/match: '*', '?' and '\' escapes; there
+//	    are no [...] classes ('[' matches itself). SCAN's cursor is the
+//	    store's; every key is a hash, so TYPE anything else matches none.
+//	FLUSHDB [ASYNC|SYNC], FLUSHALL [ASYNC|SYNC]
+//	    Reset every bucket.
+//	PING [msg], ECHO msg, QUIT, SELECT 0 (no other database), TIME
+//	AUTH [default] password
+//	HELLO [2 [AUTH default password] [SETNAME name]]
+//	    RESP2 only: HELLO 3 is answered "-NOPROTO unsupported protocol
+//	    version", which go-redis v9 takes as the signal to fall back to
+//	    RESP2 (and AUTH).
+//	CLIENT ID|GETNAME|SETNAME|SETINFO|INFO|LIST|HELP
+//	COMMAND [COUNT|INFO|DOCS|LIST|HELP]
+//	    DOCS gives what redis-cli 7 reads at startup for its hints.
+//	INFO [section ...]
+//	    server, clients, stats, persistence, keyspace, and bucketd (the
+//	    fields of Config.Info), in Redis's format.
+//	CONFIG GET pattern [pattern ...]
+//	    capacity, rate (of the default policy; several limits are listed
+//	    space-separated), maxmemory, maxmemory-policy, save, appendonly,
+//	    databases, maxclients, timeout, port.
+//	CONFIG SET name value [name value ...]
+//	    capacity and rate replace the default policy's single limit;
+//	    maxmemory and maxmemory-policy are checked and otherwise ignored.
+//	CONFIG RESETSTAT, CONFIG HELP
+//	SAVE, BGSAVE [SCHEDULE], LASTSAVE
+//	    Write every bucket to disk now, or on a goroutine; when last done.
+//	SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]
+//	    Calls Config.Shutdown and closes the connection without a reply.
+//	    bucketd always writes every bucket to disk as it stops, so NOSAVE
+//	    changes nothing.
+//
+// With Config.RequirePass set, every command but AUTH, HELLO and QUIT is
+// answered "-NOAUTH Authentication required." until AUTH or HELLO AUTH
+// succeeds, as the "default" user.
+//
+// # Limits
+//
+// A command may take at most MaxCommandSize bytes (64 KiB, framing
+// included) and MaxArgs arguments (1024). A request over a limit, or
+// malformed, is answered "-ERR Protocol error: ..." ("invalid bulk
+// length", "invalid multibulk length", "too big inline request", "expected
+// '$', got 'x'", "unbalanced quotes in request"), as soon as its header or
+// first bytes show it, and the connection is closed. A connection's read
+// buffer never holds more than one unfinished command and one read, so
+// what a client claims or streams does not grow the server's memory.
+// Commands pipelined in one write are run in order and answered in one
+// write. Config.MaxClients bounds the connections (one more is answered
+// "-ERR max number of clients reached" and closed) and Config.IdleTimeout
+// closes idle ones.
+//
+// Redis features with no meaning here are not implemented and answer
+// "unknown command": strings, lists and the other types, MULTI/EXEC,
+// pub/sub, scripting, replication, cluster and RESP3.
+package respcompat

@@ -1,0 +1,178 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bucketd/bucketd/bucket"
+	"github.com/gofiber/fiber/v2"
+)
+
+// The fixed bodies, written as they are: no encoding on the hot path. The
+// first two are byte for byte those of the Python service.
+var (
+	bodyOK      = []byte(`{"detail":"OK"}`)
+	bodyTooMany = []byte(`{"detail":"Too Many Requests"}`)
+	bodyHealthy = []byte(`{"status":"ok"}`)
+)
+
+const mimeJSON = "application/json"
+
+// Header names, as the draft and RFC 9110 spell them. They are set with
+// SetCanonical, which keeps the spelling (fasthttp would otherwise write
+// "Ratelimit-Policy"; field names are case-insensitive either way).
+var (
+	hdrRateLimitPolicy = []byte("RateLimit-Policy")
+	hdrRateLimit       = []byte("RateLimit")
+	hdrRetryAfter      = []byte("Retry-After")
+	hdrAllow           = []byte("Allow")
+)
+
+// take serves GET /{key}: it takes the cost from the key's bucket and
+// answers 200 or 429 with the rate-limit fields.
+func (s *Server) take(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil { // a bug, in the store or here: one 500, not a dead process
+			err = fmt.Errorf("server: panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	logDebug := s.log.Enabled(context.Background(), slog.LevelDebug)
+	var start time.Time
+	if logDebug {
+		start = time.Now()
+	}
+
+	// Fiber's strings point into the request's memory: they are passed to
+	// Take, which copies what it keeps, and are not kept here.
+	key, err := s.parseKey(c.Params("key"))
+	if err != nil {
+		return err
+	}
+	cost := bucket.Token
+	if c.Context().QueryArgs().Has("cost") {
+		if cost, err = parseCost(c.Query("cost")); err != nil {
+			return err
+		}
+	}
+	policy := c.Query("policy")
+
+	res, err := s.lim.Take(key, policy, cost)
+	if err != nil {
+		return takeError(err, policy)
+	}
+
+	resp := c.Response()
+	var buf [256]byte // enough for the fields of a one-limit policy with a name of up to ~200 bytes
+	b := appendPolicyField(buf[:0], &res)
+	resp.Header.SetCanonical(hdrRateLimitPolicy, b)
+	b = appendLimitField(b[:0], &res)
+	resp.Header.SetCanonical(hdrRateLimit, b)
+
+	status := fiber.StatusOK
+	switch {
+	case res.Allowed || res.Policy.Shadow:
+		resp.SetBodyRaw(bodyOK)
+	case res.RetryAfter == bucket.Never:
+		return costOverCapacity(cost, &res)
+	default:
+		status = fiber.StatusTooManyRequests
+		resp.Header.SetCanonical(hdrRetryAfter, strconv.AppendInt(b[:0], ceilSeconds(res.RetryAfter), 10))
+		resp.SetBodyRaw(bodyTooMany)
+	}
+	resp.SetStatusCode(status)
+	resp.Header.SetContentType(mimeJSON)
+
+	if logDebug {
+		s.log.LogAttrs(context.Background(), slog.LevelDebug, "take",
+			slog.String("key", strings.Clone(key)),
+			slog.String("policy", res.Policy.Name),
+			slog.String("cost", cost.String()),
+			slog.Bool("allowed", res.Allowed),
+			slog.Bool("shadow", res.Policy.Shadow),
+			slog.Int("status", status),
+			slog.Duration("duration", time.Since(start)))
+	}
+	return nil
+}
+
+// parseKey percent-decodes the raw path segment and checks its length.
+func (s *Server) parseKey(raw string) (string, error) {
+	key := raw
+	if strings.IndexByte(raw, '%') >= 0 { // only an escaped key allocates
+		k, err := url.PathUnescape(raw)
+		if err != nil {
+			return "", &inputError{status: fiber.StatusBadRequest, field: "key",
+				msg: "key has a malformed percent-escape"}
+		}
+		key = k
+	}
+	if len(key) > s.maxKeyLen {
+		return "", &inputError{status: fiber.StatusRequestURITooLong, field: "key",
+			msg: "key is longer than " + strconv.Itoa(s.maxKeyLen) + " bytes"}
+	}
+	if key == "" {
+		return "", errNoKey
+	}
+	return key, nil
+}
+
+// parseCost parses the cost parameter: a positive decimal number of tokens.
+func parseCost(s string) (bucket.Tokens, error) {
+	cost, err := bucket.ParseTokens(s)
+	if err != nil {
+		return 0, &inputError{field: "cost", msg: "cost " + err.Error(), err: err}
+	}
+	if cost <= 0 {
+		return 0, &inputError{field: "cost", msg: "cost " + strconv.Quote(s) + " must be more than zero",
+			err: bucket.ErrInvalid}
+	}
+	return cost, nil
+}
+
+// takeError names the request field at fault in an error from Take, so
+// that handleError can say which; it passes other errors on.
+func takeError(err error, policy string) error {
+	switch {
+	case errors.Is(err, bucket.ErrUnknownPolicy):
+		if policy == "" {
+			policy = bucket.DefaultPolicy
+		}
+		return &inputError{field: "policy", msg: "unknown policy " + strconv.Quote(policy), err: err}
+	case errors.Is(err, bucket.ErrInvalid):
+		return &inputError{field: "cost", msg: err.Error(), err: err}
+	}
+	return err
+}
+
+// costOverCapacity is the error for a cost that no wait could allow.
+func costOverCapacity(cost bucket.Tokens, res *bucket.Result) error {
+	capacity := res.Decision.Limit
+	if len(res.Policy.Limits) > 0 {
+		capacity = res.Policy.Capacity()
+	}
+	return &inputError{field: "cost", err: bucket.ErrInvalid,
+		msg: "cost " + cost.String() + " is more than the capacity " + capacity.String() +
+			" of policy " + strconv.Quote(res.Policy.Name)}
+}
+
+// errNoKey answers GET /.
+var errNoKey = &inputError{status: fiber.StatusNotFound, field: "key", msg: "no key: use GET /{key}"}
+
+// noKey serves GET /.
+func (s *Server) noKey(*fiber.Ctx) error { return errNoKey }
+
+// healthz serves GET /healthz.
+func (s *Server) healthz(c *fiber.Ctx) error {
+	resp := c.Response()
+	resp.SetStatusCode(fiber.StatusOK)
+	resp.Header.SetContentType(mimeJSON)
+	resp.SetBodyRaw(bodyHealthy)
+	return nil
+}

@@ -1,0 +1,139 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bucketd/bucketd/bucket"
+)
+
+// recordVersion is the first byte of every stored bucket. A record of
+// another version is refused at load rather than misread.
+const recordVersion = 1
+
+// errCorrupt is wrapped by every decoding error.
+var errCorrupt = errors.New("corrupt record")
+
+// encode appends the stored form of e to b:
+//
+//	version byte (1)
+//	uvarint len(policy name), name bytes
+//	varint  updated (Unix ns)
+//	uvarint number of limits, then per limit:
+//	  varint capacity, varint rate tokens, varint rate period (ns),
+//	  varint tokens, varint at (Unix ns), uvarint rem
+func encode(b []byte, e *entry) []byte {
+	b = append(b, recordVersion)
+	b = binary.AppendUvarint(b, uint64(len(e.policy.Name)))
+	b = append(b, e.policy.Name...)
+	b = binary.AppendVarint(b, e.updated)
+	b = binary.AppendUvarint(b, uint64(len(e.policy.Limits)))
+	for i, l := range e.policy.Limits {
+		s := e.states[i]
+		b = binary.AppendVarint(b, int64(l.Capacity))
+		b = binary.AppendVarint(b, int64(l.Rate.Tokens))
+		b = binary.AppendVarint(b, int64(l.Rate.Per))
+		b = binary.AppendVarint(b, int64(s.Tokens))
+		b = binary.AppendVarint(b, s.At)
+		b = binary.AppendUvarint(b, s.Rem)
+	}
+	return b
+}
+
+// decode reads a record written by encode. It copies everything it keeps,
+// so b may be memory owned by a bbolt transaction.
+func decode(b []byte) (*entry, error) {
+	if len(b) == 0 || b[0] != recordVersion {
+		if len(b) == 0 {
+			return nil, fmt.Errorf("%w: empty", errCorrupt)
+		}
+		return nil, fmt.Errorf("%w: version %d, want %d", errCorrupt, b[0], recordVersion)
+	}
+	r := reader{b: b[1:]}
+	nameLen := r.uvarint()
+	if r.err == nil && nameLen > uint64(len(r.b)) {
+		r.err = fmt.Errorf("%w: name length %d", errCorrupt, nameLen)
+	}
+	var name string
+	if r.err == nil {
+		name = string(r.b[:nameLen])
+		r.b = r.b[nameLen:]
+	}
+	updated := r.varint()
+	n := r.uvarint()
+	if r.err == nil && (n == 0 || n > bucket.MaxLimits) {
+		r.err = fmt.Errorf("%w: %d limits", errCorrupt, n)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	e := &entry{updated: updated}
+	e.policy.Name = name
+	e.policy.Limits = make([]bucket.Limit, n)
+	e.states = e.stateSlice(int(n))
+	for i := range e.policy.Limits {
+		l := bucket.Limit{
+			Capacity: bucket.Tokens(r.varint()),
+			Rate:     bucket.Rate{Tokens: bucket.Tokens(r.varint()), Per: time.Duration(r.varint())},
+		}
+		s := bucket.State{Tokens: bucket.Tokens(r.varint()), At: r.varint(), Rem: r.uvarint()}
+		if r.err != nil {
+			return nil, r.err
+		}
+		if err := l.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+		}
+		if s.Tokens < 0 || s.Tokens > l.Capacity || s.Rem >= uint64(l.Rate.Per) {
+			return nil, fmt.Errorf("%w: state %+v out of range for limit %v", errCorrupt, s, l)
+		}
+		e.policy.Limits[i], e.states[i] = l, s
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(r.b))
+	}
+	return e, nil
+}
+
+// reader reads varints, keeping the first error.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if !r.canonical(n) {
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if !r.canonical(n) {
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// canonical reports whether the varint of n bytes at the start of r.b was
+// read and is in its shortest form, the only one encode writes, and keeps
+// the error if not: a longer form (a final 0x00 byte) would decode to a
+// record that encodes to other bytes.
+func (r *reader) canonical(n int) bool {
+	if n <= 0 || (n > 1 && r.b[n-1] == 0) {
+		r.err = fmt.Errorf("%w: bad varint", errCorrupt)
+		return false
+	}
+	return true
+}

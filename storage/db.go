@@ -1,0 +1,424 @@
+// Package storage owns all bucket state: a sharded in-memory table of the
+// buckets that are not full, and its persistence in a bbolt file.
+//
+// Takes are answered from memory. Changed buckets are written to bbolt in
+// one transaction per flush: every SyncInterval by default, or, with
+// SyncAlways, before each changed take is answered, takes that arrive
+// together sharing one commit. A bucket that has refilled to capacity is the
+// same as no bucket, and is dropped from memory and disk.
+//
+// A DB is safe for concurrent use. Takes on one key are atomic; takes on
+// different keys mostly lock different shards.
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/bucketd/bucketd/bucket"
+)
+
+// SyncMode says when changed buckets reach the disk.
+type SyncMode int
+
+const (
+	// SyncInterval writes changed buckets once every SyncInterval; a take is
+	// answered without waiting for the disk. A crash loses at most the last
+	// interval. This is the zero value.
+	SyncInterval SyncMode = iota
+	// SyncAlways makes each changed take durable before it is answered;
+	// concurrent takes share one commit.
+	SyncAlways
+)
+
+// ParseSyncMode parses "interval" or "always".
+func ParseSyncMode(s string) (SyncMode, error) {
+	switch s {
+	case "interval":
+		return SyncInterval, nil
+	case "always":
+		return SyncAlways, nil
+	}
+	return 0, fmt.Errorf("sync mode %q: want interval or always", s)
+}
+
+func (m SyncMode) String() string {
+	if m == SyncAlways {
+		return "always"
+	}
+	return "interval"
+}
+
+// Options configure a DB. The zero value is valid: the original service's
+// limit of 5 tokens refilled at 1 every 3 s, SyncInterval every second.
+type Options struct {
+	// Default is the single limit of the default policy; zero means
+	// capacity 5, rate 1/3s.
+	Default bucket.Limit
+	// Sync and SyncInterval (0 = 1s) say when changes reach the disk.
+	Sync         SyncMode
+	SyncInterval time.Duration
+	// LockTimeout is how long Open waits for another process to release the
+	// file; 0 means 1s.
+	LockTimeout time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives warnings and background flush errors; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultLimit is the original service's limit: 5 tokens, one every 3 s.
+var DefaultLimit = bucket.Limit{Capacity: 5 * bucket.Token, Rate: bucket.Every(3 * time.Second)}
+
+// Errors of Open.
+var (
+	// ErrInUse is returned when another process holds the data file.
+	ErrInUse = errors.New("in use by another process")
+	// ErrNotDatabase is returned when the data file is not a bbolt database
+	// of bucketd.
+	ErrNotDatabase = errors.New("not a bucketd database")
+)
+
+var bucketsName = []byte("buckets")
+
+// DB is the bucket store. Open one with Open; Close it when done.
+type DB struct {
+	bolt   *bolt.DB
+	table  *table
+	now    func() time.Time
+	log    *slog.Logger
+	sync   SyncMode
+	every  time.Duration
+	closed atomic.Bool
+
+	policies atomic.Pointer[policyTable]
+	keys     atomic.Int64 // entries in the table
+	lastSave atomic.Int64 // Unix ns of the last successful flush
+
+	flushMu sync.Mutex // serializes flushes and FlushAll, so disk writes stay in order
+
+	mu        sync.Mutex // guards pending and finalized
+	pending   *flushWait // the flush that will carry changes made now
+	finalized bool       // Close has made its last flush
+	finalErr  error      // that flush's error
+
+	kick      chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// flushWait is a flush that callers wait for.
+type flushWait struct {
+	done chan struct{}
+	err  error
+}
+
+// Open opens (creating if needed) the data file at path and loads its
+// buckets, refilled for the time the file was closed.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.Default == (bucket.Limit{}) {
+		opts.Default = DefaultLimit
+	}
+	if err := opts.Default.Validate(); err != nil {
+		return nil, fmt.Errorf("storage: default limit: %w", err)
+	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = time.Second
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	bdb, err := openBolt(path, opts.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{
+		bolt:  bdb,
+		table: newTable(),
+		now:   opts.Now,
+		log:   opts.Logger,
+		sync:  opts.Sync,
+		every: opts.SyncInterval,
+		kick:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	db.policies.Store(newPolicyTable(opts.Default))
+	if err := db.load(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	db.lastSave.Store(db.now().UnixNano())
+	go db.flusher()
+	return db, nil
+}
+
+func openBolt(path string, timeout time.Duration) (*bolt.DB, error) {
+	name := filepath.Base(path)
+	if dir := filepath.Dir(path); dir != "" {
+		if fi, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("storage: data directory: %w", err)
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("storage: data directory %s is not a directory", dir)
+		}
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("storage: %s is %w", name, ErrInUse)
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
+		errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrInvalidMapping):
+		return nil, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
+	case err != nil:
+		if strings.Contains(err.Error(), "file size too small") {
+			return nil, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
+		}
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	if err := bdb.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketsName)
+		return err
+	}); err != nil {
+		bdb.Close()
+		if errors.Is(err, bolterrors.ErrIncompatibleValue) {
+			return nil, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
+		}
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	return bdb, nil
+}
+
+// load reads every stored bucket into the table, and deletes from disk
+// those that have refilled while the file was closed.
+func (db *DB) load() error {
+	now := db.now()
+	var full [][]byte
+	bad := 0
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketsName).ForEach(func(k, v []byte) error {
+			e, err := decode(v)
+			if err != nil {
+				bad++
+				db.log.Warn("storage: skipping unreadable bucket", "key", string(k), "err", err)
+				return nil
+			}
+			if e.isFull(now) {
+				full = append(full, cloneBytes(k))
+				return nil
+			}
+			e.key = string(k)
+			e.fullAt = now.UnixNano() + int64(e.untilFull(now))
+			db.table.shard(e.key).m[e.key] = e
+			db.keys.Add(1)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("storage: load: %w", err)
+	}
+	if len(full) > 0 {
+		err = db.bolt.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketsName)
+			for _, k := range full {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("storage: load: %w", err)
+		}
+	}
+	db.log.Debug("storage: loaded", "buckets", db.keys.Load(), "refilled", len(full), "unreadable", bad)
+	return nil
+}
+
+// cloneBytes copies b out of a bbolt transaction.
+func cloneBytes(b []byte) []byte { return append([]byte(nil), b...) }
+
+// untilFull returns how long until every limit of e is full.
+func (e *entry) untilFull(now time.Time) time.Duration {
+	var d time.Duration
+	for i, l := range e.policy.Limits {
+		d = max(d, e.states[i].UntilFull(l, now))
+	}
+	return d
+}
+
+// flusher writes changed buckets every interval, and whenever a caller
+// waits for a flush; it makes the final flush when the DB closes.
+func (db *DB) flusher() {
+	defer close(db.done)
+	tick := time.NewTicker(db.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-tick.C:
+		case <-db.kick:
+		}
+		db.mu.Lock()
+		w := db.pending
+		db.pending = nil
+		db.mu.Unlock()
+		err := db.flush()
+		if w != nil {
+			w.err = err
+			close(w.done)
+		} else if err != nil {
+			db.log.Error("storage: flush failed; will retry", "err", err)
+		}
+	}
+}
+
+// waitFlush waits until a flush that starts after this call has written
+// everything changed before it.
+func (db *DB) waitFlush() error {
+	db.mu.Lock()
+	if db.finalized {
+		err := db.finalErr
+		db.mu.Unlock()
+		return err
+	}
+	w := db.pending
+	if w == nil {
+		w = &flushWait{done: make(chan struct{})}
+		db.pending = w
+	}
+	db.mu.Unlock()
+	select {
+	case db.kick <- struct{}{}:
+	default:
+	}
+	<-w.done
+	return w.err
+}
+
+// write is one key to put (val != nil) or delete.
+type write struct {
+	key []byte
+	val []byte
+}
+
+// flush drops the buckets that have refilled and writes every changed
+// bucket in one transaction. On failure the changes stay dirty, to be
+// written by the next flush.
+func (db *DB) flush() error {
+	db.flushMu.Lock()
+	defer db.flushMu.Unlock()
+	now := db.now()
+	var writes []write
+	for i := range db.table.shards {
+		s := &db.table.shards[i]
+		s.mu.Lock()
+		dropped := s.sweepLocked(now)
+		for k := range s.dirty {
+			w := write{key: []byte(k)}
+			if e := s.m[k]; e != nil {
+				w.val = encode(nil, e)
+			}
+			writes = append(writes, w)
+		}
+		clear(s.dirty)
+		s.mu.Unlock()
+		db.keys.Add(-int64(dropped))
+	}
+	if len(writes) == 0 {
+		db.lastSave.Store(now.UnixNano())
+		return nil
+	}
+	// bbolt inserts in key order cheaply; in random order each put moves
+	// the rest of its node, which is quadratic in a large flush.
+	slices.SortFunc(writes, func(a, b write) int { return bytes.Compare(a.key, b.key) })
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketsName)
+		for _, w := range writes {
+			var err error
+			if w.val == nil {
+				err = b.Delete(w.key)
+			} else {
+				err = b.Put(w.key, w.val)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for _, w := range writes { // keep them for the next flush
+			s := db.table.shard(string(w.key))
+			s.mu.Lock()
+			s.dirty[string(w.key)] = struct{}{}
+			s.mu.Unlock()
+		}
+		return fmt.Errorf("storage: flush: %w", err)
+	}
+	db.lastSave.Store(now.UnixNano())
+	return nil
+}
+
+// Close stops the background flusher, writes every change, and closes the
+// file. Takes after Close fail with bucket.ErrClosed. Close is idempotent.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.closed.Store(true)
+		close(db.stop)
+		<-db.done
+		db.mu.Lock()
+		w := db.pending
+		db.pending = nil
+		err := db.flush()
+		db.finalized, db.finalErr = true, err
+		db.mu.Unlock()
+		if w != nil {
+			w.err = err
+			close(w.done)
+		}
+		if cerr := db.bolt.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("storage: close: %w", cerr)
+		}
+		db.closeErr = err
+	})
+	return db.closeErr
+}
+
+// Save writes every change to disk now and waits for it.
+func (db *DB) Save() error {
+	if db.closed.Load() {
+		return bucket.ErrClosed
+	}
+	return db.waitFlush()
+}
+
+// LastSave is when changes last reached the disk.
+func (db *DB) LastSave() time.Time { return time.Unix(0, db.lastSave.Load()) }
+
+// SyncMode is the mode the DB was opened with.
+func (db *DB) SyncMode() SyncMode { return db.sync }
+
+// Path is the data file's path.
+func (db *DB) Path() string { return db.bolt.Path() }

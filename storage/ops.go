@@ -1,0 +1,229 @@
+package storage
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/bucketd/bucketd/bucket"
+)
+
+// Take takes cost tokens from key's bucket under the named policy ("" is
+// the default). A cost of 0 peeks. A cost above the policy's capacity is a
+// denial whose RetryAfter is bucket.Never, not an error. Under SyncAlways an
+// allowed take returns once it is on disk. key is not retained; it must be
+// 1 to 32768 bytes (bbolt's limit), or the error wraps bucket.ErrInvalid.
+func (db *DB) Take(key, policy string, cost bucket.Tokens) (bucket.Result, error) {
+	p, err := db.Policy(policy)
+	if err != nil {
+		return bucket.Result{}, err
+	}
+	res := bucket.Result{Policy: p}
+	if len(p.Limits) > 1 {
+		res.Limits = make([]bucket.Decision, len(p.Limits))
+	}
+	res.Decision, err = db.take(key, p, cost, res.Limits)
+	return res, err
+}
+
+// Throttle takes cost tokens from key's bucket under the single limit l,
+// given by the caller (as CL.THROTTLE does). A cost of 0 peeks.
+func (db *DB) Throttle(key string, l bucket.Limit, cost bucket.Tokens) (bucket.Decision, error) {
+	if err := l.Validate(); err != nil {
+		return bucket.Decision{}, err
+	}
+	limits := [1]bucket.Limit{l}
+	return db.take(key, bucket.Policy{Name: "throttle", Limits: limits[:]}, cost, nil)
+}
+
+func (db *DB) take(key string, p bucket.Policy, cost bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {
+	if cost < 0 {
+		return bucket.Decision{}, fmt.Errorf("cost %s is negative: %w", cost, bucket.ErrInvalid)
+	}
+	if err := checkKey(key); err != nil {
+		return bucket.Decision{}, err
+	}
+	s := db.table.shard(key)
+	s.mu.Lock()
+	if db.closed.Load() {
+		s.mu.Unlock()
+		return bucket.Decision{}, bucket.ErrClosed
+	}
+	d, changed, created := s.takeLocked(key, p, db.now(), cost, each)
+	if created {
+		db.keys.Add(1) // under the lock, so FlushAll cannot come between
+	}
+	s.mu.Unlock()
+	if changed && db.sync == SyncAlways {
+		if err := db.waitFlush(); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+// checkKey refuses a key bbolt cannot store (empty, or longer than
+// bolt.MaxKeySize): once in the table it would fail every flush.
+func checkKey(key string) error {
+	if len(key) == 0 || len(key) > bolt.MaxKeySize {
+		return fmt.Errorf("key of %d bytes: want 1 to %d bytes: %w", len(key), bolt.MaxKeySize, bucket.ErrInvalid)
+	}
+	return nil
+}
+
+// Peek returns key's bucket as it is now, and false when there is none
+// (a missing bucket is full).
+func (db *DB) Peek(key string) (bucket.Snapshot, bool, error) {
+	s := db.table.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if db.closed.Load() {
+		return bucket.Snapshot{}, false, bucket.ErrClosed
+	}
+	e := s.m[key]
+	if e == nil {
+		return bucket.Snapshot{}, false, nil
+	}
+	now := db.now()
+	if e.isFull(now) {
+		return bucket.Snapshot{}, false, nil
+	}
+	return e.snapshot(now), true, nil
+}
+
+// SetTokens sets the tokens key's bucket holds now, clamped to each limit's
+// capacity: an administrator's grant or drain. A key with no bucket gets the
+// default policy. Setting a full bucket removes it.
+func (db *DB) SetTokens(key string, tokens bucket.Tokens) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	def, err := db.Policy("")
+	if err != nil {
+		return err
+	}
+	s := db.table.shard(key)
+	s.mu.Lock()
+	if db.closed.Load() {
+		s.mu.Unlock()
+		return bucket.ErrClosed
+	}
+	now := db.now()
+	t := now.UnixNano()
+	e := s.m[key]
+	if e == nil {
+		e = &entry{key: strings.Clone(key), policy: bucket.Policy{Name: def.Name, Limits: slices.Clone(def.Limits)}}
+		e.states = e.stateSlice(len(def.Limits))
+		s.m[e.key] = e
+		db.keys.Add(1)
+	}
+	for i, l := range e.policy.Limits {
+		e.states[i] = bucket.Set(l, now, tokens)
+	}
+	e.updated = t
+	e.fullAt = t + int64(e.untilFull(now))
+	if e.isFull(now) {
+		delete(s.m, e.key)
+		db.keys.Add(-1)
+	}
+	s.dirty[e.key] = struct{}{}
+	s.mu.Unlock()
+	if db.sync == SyncAlways {
+		return db.waitFlush()
+	}
+	return nil
+}
+
+// Delete resets the buckets of keys to full, and returns how many existed.
+func (db *DB) Delete(keys ...string) (int, error) {
+	n := 0
+	for _, key := range keys {
+		s := db.table.shard(key)
+		s.mu.Lock()
+		if db.closed.Load() {
+			s.mu.Unlock()
+			return n, bucket.ErrClosed
+		}
+		if e := s.m[key]; e != nil {
+			delete(s.m, key)
+			s.dirty[e.key] = struct{}{}
+			db.keys.Add(-1)
+			if !e.isFull(db.now()) {
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	if n > 0 && db.sync == SyncAlways {
+		return n, db.waitFlush()
+	}
+	return n, nil
+}
+
+// Scan returns the keys of some buckets, starting at cursor (0 to begin);
+// next is 0 when the scan is complete. Every key that has a bucket for the
+// whole scan is returned at least once. It may return more than count keys.
+func (db *DB) Scan(cursor uint64, count int) (keys []string, next uint64, err error) {
+	if db.closed.Load() {
+		return nil, 0, bucket.ErrClosed
+	}
+	if cursor >= shardCount {
+		return nil, 0, nil
+	}
+	count = max(count, 1)
+	now := db.now().UnixNano()
+	i := int(cursor)
+	for ; i < shardCount && len(keys) < count; i++ {
+		s := &db.table.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if now < e.fullAt {
+				keys = append(keys, k)
+			}
+		}
+		s.mu.Unlock()
+	}
+	if i >= shardCount {
+		return keys, 0, nil
+	}
+	return keys, uint64(i), nil
+}
+
+// Len returns the number of buckets held (not full).
+func (db *DB) Len() int { return int(db.keys.Load()) }
+
+// FlushAll removes every bucket, from memory and disk.
+func (db *DB) FlushAll() error {
+	if db.closed.Load() {
+		return bucket.ErrClosed
+	}
+	db.flushMu.Lock()
+	defer db.flushMu.Unlock()
+	for i := range db.table.shards {
+		db.table.shards[i].mu.Lock()
+	}
+	defer func() {
+		for i := range db.table.shards {
+			db.table.shards[i].mu.Unlock()
+		}
+	}()
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketsName); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket(bucketsName)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storage: flushall: %w", err)
+	}
+	for i := range db.table.shards {
+		s := &db.table.shards[i]
+		clear(s.m)
+		clear(s.dirty)
+	}
+	db.keys.Store(0)
+	return nil
+}
