@@ -69,7 +69,7 @@ func commandTable() []*command {
 		{name: "cl.throttle", arity: -1, flags: []string{"write"}, firstKey: 1, lastKey: 1, step: 1, run: cmdThrottle,
 			doc: doc{"Take from a bucket under a limit given with the call, as redis-cell does. Replies [limited, limit, remaining, retry_after_s, reset_after_s].", "1.0.0", "bucketd", "O(1)",
 				[]docArg{key(), arg("max_burst", "integer"), arg("count", "integer"), arg("period", "integer"), opt(arg("quantity", "integer"))}}},
-		{name: "bucket.take", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, run: cmdTake,
+		{name: "bucket.take", arity: -2, flags: []string{"write"}, firstKey: 1, lastKey: 1, step: 1, run: cmdTake,
 			doc: doc{"Take from a bucket under one of the server's policies, as GET /{key} does. Replies [allowed, limit, remaining, retry_after_ms, reset_after_ms, policy].", "1.0.0", "bucketd", "O(number of limits)",
 				[]docArg{key(), opt(arg("cost", "string")), opt(tok("POLICY", arg("policy", "string")))}}},
 

@@ -125,6 +125,14 @@ func TestGoRedisConnectionCommands(t *testing.T) {
 			assert.Equal(t, int8(-1), cmds["cl.throttle"].Arity)
 			assert.Equal(t, int8(1), cmds["cl.throttle"].FirstKeyPos)
 			assert.True(t, cmds["hgetall"].ReadOnly)
+
+			docs, err := c.Do(ctx, "COMMAND", "DOCS", "CL.THROTTLE").Slice()
+			require.NoError(t, err)
+			require.Len(t, docs, 2)
+			assert.Equal(t, "cl.throttle", docs[0])
+
+			assert.Equal(t, "OK", c.Do(ctx, "SELECT", 0).Val())
+			assert.Equal(t, "OK", c.Do(ctx, "QUIT").Val())
 		})
 	}
 }
@@ -288,7 +296,7 @@ func TestInlineCommands(t *testing.T) {
 		rc.send(tt.line)
 		assert.Equal(t, tt.want, rc.reply(), "%q", tt.line)
 	}
-	rc.send("\r\n\r\n") // empty lines are no commands
+	rc.send("\r\n\r\n*0\r\n*-1\r\n") // empty lines and empty commands are skipped, as by Redis
 	rc.send(tests[len(tests)-1].line)
 	assert.Equal(t, tests[len(tests)-1].want, rc.expectEOF(), "unbalanced quotes end the connection")
 }

@@ -49,15 +49,17 @@ const (
 // framer finds where the commands in a byte stream end, and enforces the
 // limits, without keeping any of the bytes: it is fed each chunk as it is
 // read and carries only a few counters across chunks. It splits commands as
-// redcon does (a command starting with '*' is RESP, anything else an inline
-// line ending in '\n'), so that each complete command it reports parses with
-// redcon.ReadNextCommand, and it is stricter than redcon where redcon would
-// misbehave (a negative bulk length) or answer differently from Redis.
+// Redis and redcon do (a command starting with '*' is RESP, anything else an
+// inline line ending in '\n'), so that each complete command it reports
+// parses with redcon.ReadNextCommand, and it refuses what redcon would
+// misread (a negative bulk length). An empty command ("*0", "*-1") is a
+// command of its own, which the server skips as Redis does.
 //
 // The zero value is ready for the first command.
 type framer struct {
 	state  uint8
 	cr     bool // in a header: the '\r' has been seen
+	neg    bool // in a "*N" header: N has a '-'
 	digits int  // in a header: digits so far
 	num    int  // in a header: their value
 	size   int  // bytes of the current command so far; never more than MaxCommandSize
@@ -75,7 +77,7 @@ func (f *framer) scan(b []byte) (end int, err error) {
 		case stCommand:
 			f.size = 0
 			if b[i] == '*' {
-				f.state, f.cr, f.digits, f.num = stCount, false, 0, 0
+				f.state, f.cr, f.neg, f.digits, f.num = stCount, false, false, 0, 0
 				f.size++
 				i++
 			} else {
@@ -122,6 +124,8 @@ func (f *framer) scan(b []byte) (end int, err error) {
 				case c >= '0' && c <= '9' && f.digits < maxHeaderDigits:
 					f.num = f.num*10 + int(c-'0')
 					f.digits++
+				case c == '-' && f.state == stCount && f.digits == 0 && !f.neg:
+					f.neg = true
 				default: // a sign, a space, a letter, too many digits, no digits
 					return end, lenErr
 				}
@@ -130,10 +134,16 @@ func (f *framer) scan(b []byte) (end int, err error) {
 				continue
 			}
 			if f.state == stCount {
-				if f.num < 1 || f.num > MaxArgs {
+				switch {
+				case f.neg || f.num == 0:
+					// "*0" or "*-1": an empty command, which Redis skips.
+					f.state = stCommand
+					end = i
+				case f.num > MaxArgs:
 					return end, errMultibulkLen
+				default:
+					f.args, f.state = f.num, stDollar
 				}
-				f.args, f.state = f.num, stDollar
 				continue
 			}
 			if f.size+f.num+2 > MaxCommandSize {

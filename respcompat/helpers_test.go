@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -153,4 +154,14 @@ func (rc *rawConn) expectEOF() string {
 	b, err := io.ReadAll(rc.r)
 	require.NoError(rc.t, err, "the server should close the connection")
 	return string(b)
+}
+
+// expectClosed reads until the server closes the connection, whether it
+// ends it with a FIN or, having had input it did not read, a reset.
+func (rc *rawConn) expectClosed() {
+	rc.t.Helper()
+	_, err := io.Copy(io.Discard, rc.r)
+	if err != nil {
+		require.ErrorIs(rc.t, err, syscall.ECONNRESET)
+	}
 }

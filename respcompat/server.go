@@ -57,18 +57,21 @@ type Store interface {
 // Config configures a Server. The zero value is valid: no password, 10000
 // clients, no idle timeout, SHUTDOWN refused, logs discarded.
 type Config struct {
-	// Logger receives errors the server cannot hand to a client; nil
-	// discards them.
+	// Logger receives what no client is told: store failures (which the
+	// client is told too), accept errors, panics, SHUTDOWN requests. nil
+	// discards it.
 	Logger *slog.Logger
 	// RequirePass, when not empty, is the password of the "default" user:
 	// every command but AUTH, HELLO and QUIT is refused until AUTH or
 	// HELLO ... AUTH gives it.
 	RequirePass string
-	// MaxClients is the most connections served at once (0 means 10000).
-	// One more is answered "-ERR max number of clients reached" and closed.
+	// MaxClients is the most connections served at once (0 or less means
+	// 10000). One more is answered "-ERR max number of clients reached"
+	// and closed.
 	MaxClients int
-	// IdleTimeout, when positive, closes a connection that has neither sent
-	// a byte nor accepted a reply for that long.
+	// IdleTimeout, when positive, closes a connection whose client sends
+	// nothing for that long while the server waits for it (half a command
+	// counts as nothing), or does not take a reply for that long.
 	IdleTimeout time.Duration
 	// Shutdown is called by the SHUTDOWN command, on that client's
 	// goroutine, which then closes its connection: it must start stopping
@@ -105,7 +108,7 @@ type Server struct {
 	nextID      atomic.Uint64
 	accepted    atomic.Uint64 // connections accepted
 	rejected    atomic.Uint64 // connections refused for MaxClients
-	doneCmds    atomic.Uint64 // commands run by connections since closed
+	doneCmds    atomic.Uint64 // commands run by connections since closed; changed with mu held
 	maxInputBuf atomic.Int64  // the largest read buffer any connection grew
 	saving      atomic.Bool   // a BGSAVE is running
 	saveFailed  atomic.Bool   // the last BGSAVE failed
@@ -187,9 +190,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// errMaxClients is written, as Redis writes it, to a connection over
+// maxClientsReply is written, as Redis writes it, to a connection over
 // Config.MaxClients before it is closed.
-var errMaxClients = []byte("-ERR max number of clients reached\r\n")
+var maxClientsReply = []byte("-ERR max number of clients reached\r\n")
 
 func (s *Server) accept(nc net.Conn) {
 	s.mu.Lock()
@@ -202,7 +205,7 @@ func (s *Server) accept(nc net.Conn) {
 		s.mu.Unlock()
 		s.rejected.Add(1)
 		// A new socket's send buffer is empty: this write does not block.
-		nc.Write(errMaxClients)
+		nc.Write(maxClientsReply)
 		nc.Close()
 		return
 	}
@@ -333,9 +336,9 @@ func (c *conn) serve() {
 		// Free the client's slot before closing, so that a client that
 		// sees the connection close can count on connecting again.
 		c.s.mu.Lock()
+		c.s.doneCmds.Add(c.ncmds.Load())
 		delete(c.s.clients, c)
 		c.s.mu.Unlock()
-		c.s.doneCmds.Add(c.ncmds.Load())
 		c.nc.Close()
 		c.s.wg.Done()
 	}()
@@ -438,6 +441,10 @@ func (c *conn) run() error {
 	var ran uint64
 	for c.r < c.end && !c.quit {
 		p := c.buf[c.r:c.end]
+		if n := emptyCommand(p); n > 0 {
+			c.r += n
+			continue
+		}
 		if p[0] == '*' {
 			complete, args, _, rest, err := redcon.ReadNextCommand(p, c.args)
 			if err != nil || !complete {
@@ -468,6 +475,19 @@ func (c *conn) run() error {
 	}
 	c.ncmds.Add(ran)
 	return nil
+}
+
+// emptyCommand returns the length of the empty command ("*0\r\n",
+// "*-1\r\n") p starts with, or 0 if it starts with another.
+func emptyCommand(p []byte) int {
+	if len(p) < 4 || p[0] != '*' || p[1] != '-' && p[1] != '0' {
+		return 0
+	}
+	i := bytesIndexNL(p)
+	if n, ok := parseDigits(p[1 : i-1]); !ok || n > 0 {
+		return 0
+	}
+	return i + 1
 }
 
 func bytesIndexNL(p []byte) int {

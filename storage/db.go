@@ -124,8 +124,9 @@ type DB struct {
 
 // flushWait is a flush that callers wait for.
 type flushWait struct {
-	done chan struct{}
-	err  error
+	done  chan struct{}
+	err   error
+	sweep bool // guarded by DB.mu
 }
 
 // Open opens (creating if needed) the data file at path and loads its
@@ -183,7 +184,9 @@ func openBolt(path string, timeout time.Duration) (*bolt.DB, error) {
 			return nil, fmt.Errorf("storage: data directory %s is not a directory", dir)
 		}
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	// The freelist is rebuilt at open rather than written at every commit:
+	// commits are what --sync always waits for.
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("storage: %s is %w", name, ErrInUse)
@@ -273,18 +276,24 @@ func (db *DB) flusher() {
 	defer close(db.done)
 	tick := time.NewTicker(db.every)
 	defer tick.Stop()
+	sweep := false // whether this flush also drops the refilled buckets
 	for {
 		select {
 		case <-db.stop:
 			return
 		case <-tick.C:
+			sweep = true
 		case <-db.kick:
 		}
 		db.mu.Lock()
 		w := db.pending
 		db.pending = nil
+		if w != nil && w.sweep {
+			sweep = true
+		}
 		db.mu.Unlock()
-		err := db.flush()
+		err := db.flush(sweep)
+		sweep = false
 		if w != nil {
 			w.err = err
 			close(w.done)
@@ -295,8 +304,10 @@ func (db *DB) flusher() {
 }
 
 // waitFlush waits until a flush that starts after this call has written
-// everything changed before it.
-func (db *DB) waitFlush() error {
+// everything changed before it. With sweep, that flush also drops the
+// buckets that have refilled; takes leave that to the interval, since it
+// visits every bucket.
+func (db *DB) waitFlush(sweep bool) error {
 	db.mu.Lock()
 	if db.finalized {
 		err := db.finalErr
@@ -308,6 +319,7 @@ func (db *DB) waitFlush() error {
 		w = &flushWait{done: make(chan struct{})}
 		db.pending = w
 	}
+	w.sweep = w.sweep || sweep
 	db.mu.Unlock()
 	select {
 	case db.kick <- struct{}{}:
@@ -323,10 +335,10 @@ type write struct {
 	val []byte
 }
 
-// flush drops the buckets that have refilled and writes every changed
-// bucket in one transaction. On failure the changes stay dirty, to be
-// written by the next flush.
-func (db *DB) flush() error {
+// flush writes every changed bucket in one transaction, after dropping
+// the buckets that have refilled if sweep is set. On failure the changes
+// stay dirty, to be written by the next flush.
+func (db *DB) flush(sweep bool) error {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
 	now := db.now()
@@ -334,7 +346,10 @@ func (db *DB) flush() error {
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
 		s.mu.Lock()
-		dropped := s.sweepLocked(now)
+		dropped := 0
+		if sweep {
+			dropped = s.sweepLocked(now)
+		}
 		for k := range s.dirty {
 			w := write{key: []byte(k)}
 			if e := s.m[k]; e != nil {
@@ -391,7 +406,7 @@ func (db *DB) Close() error {
 		db.mu.Lock()
 		w := db.pending
 		db.pending = nil
-		err := db.flush()
+		err := db.flush(true)
 		db.finalized, db.finalErr = true, err
 		db.mu.Unlock()
 		if w != nil {
@@ -411,7 +426,7 @@ func (db *DB) Save() error {
 	if db.closed.Load() {
 		return bucket.ErrClosed
 	}
-	return db.waitFlush()
+	return db.waitFlush(true)
 }
 
 // LastSave is when changes last reached the disk.

@@ -57,7 +57,7 @@ func (db *DB) take(key string, p bucket.Policy, cost bucket.Tokens, each []bucke
 	}
 	s.mu.Unlock()
 	if changed && db.sync == SyncAlways {
-		if err := db.waitFlush(); err != nil {
+		if err := db.waitFlush(false); err != nil {
 			return d, err
 		}
 	}
@@ -131,7 +131,7 @@ func (db *DB) SetTokens(key string, tokens bucket.Tokens) error {
 	s.dirty[e.key] = struct{}{}
 	s.mu.Unlock()
 	if db.sync == SyncAlways {
-		return db.waitFlush()
+		return db.waitFlush(false)
 	}
 	return nil
 }
@@ -157,7 +157,7 @@ func (db *DB) Delete(keys ...string) (int, error) {
 		s.mu.Unlock()
 	}
 	if n > 0 && db.sync == SyncAlways {
-		return n, db.waitFlush()
+		return n, db.waitFlush(false)
 	}
 	return n, nil
 }
