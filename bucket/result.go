@@ -44,3 +44,27 @@ type Snapshot struct {
 	// UpdatedAt is when the bucket last changed.
 	UpdatedAt time.Time
 }
+
+// Override gives one key its own limits under one policy: a premium
+// customer's higher capacity, say. Its takes still name the policy; the
+// override's limits replace the policy's for that key alone.
+type Override struct {
+	Key    string
+	Policy string // the policy it overrides, e.g. DefaultPolicy
+	Limits []Limit
+}
+
+// Counts are the decisions a policy has made since the server started.
+// Denied counts the takes its limits refused, including those a shadow
+// policy allowed anyway.
+type Counts struct {
+	Allowed uint64
+	Denied  uint64
+}
+
+// PolicyInfo is a policy with its counts, as listed by a store.
+type PolicyInfo struct {
+	Policy
+	Default bool // the policy a take that names none uses
+	Counts
+}

@@ -253,7 +253,7 @@ func TestIdleTimeout(t *testing.T) {
 	ts := start(t, Config{IdleTimeout: 100 * time.Millisecond})
 	// A client that sends nothing is closed.
 	ts.raw(t).expectClosed()
-	// Half a command does not keep a connection alive.
+	// Nor does one that stops halfway through a command.
 	rc := ts.raw(t)
 	rc.send("*1\r\n$4\r\nPI")
 	rc.expectClosed()

@@ -70,8 +70,8 @@ type Config struct {
 	// and closed.
 	MaxClients int
 	// IdleTimeout, when positive, closes a connection whose client sends
-	// nothing for that long while the server waits for it (half a command
-	// counts as nothing), or does not take a reply for that long.
+	// no byte for that long while the server waits for one (between
+	// commands or within one), or does not take a reply for that long.
 	IdleTimeout time.Duration
 	// Shutdown is called by the SHUTDOWN command, on that client's
 	// goroutine, which then closes its connection: it must start stopping

@@ -16,9 +16,9 @@ const recordVersion = 1
 // errCorrupt is wrapped by every decoding error.
 var errCorrupt = errors.New("corrupt record")
 
-// encode appends the stored form of e to b:
+// encode appends the stored form of e to b: a version byte (1), then one
+// record per bucket of the key, back to back:
 //
-//	version byte (1)
 //	uvarint len(policy name), name bytes
 //	varint  updated (Unix ns)
 //	uvarint number of limits, then per limit:
@@ -26,24 +26,30 @@ var errCorrupt = errors.New("corrupt record")
 //	  varint tokens, varint at (Unix ns), uvarint rem
 func encode(b []byte, e *entry) []byte {
 	b = append(b, recordVersion)
-	b = binary.AppendUvarint(b, uint64(len(e.policy.Name)))
-	b = append(b, e.policy.Name...)
-	b = binary.AppendVarint(b, e.updated)
-	b = binary.AppendUvarint(b, uint64(len(e.policy.Limits)))
-	for i, l := range e.policy.Limits {
-		s := e.states[i]
-		b = binary.AppendVarint(b, int64(l.Capacity))
-		b = binary.AppendVarint(b, int64(l.Rate.Tokens))
-		b = binary.AppendVarint(b, int64(l.Rate.Per))
-		b = binary.AppendVarint(b, int64(s.Tokens))
-		b = binary.AppendVarint(b, s.At)
-		b = binary.AppendUvarint(b, s.Rem)
+	for _, s := range e.subs {
+		b = binary.AppendUvarint(b, uint64(len(s.policy.Name)))
+		b = append(b, s.policy.Name...)
+		b = binary.AppendVarint(b, s.updated)
+		b = binary.AppendUvarint(b, uint64(len(s.policy.Limits)))
+		for i, l := range s.policy.Limits {
+			st := s.states[i]
+			b = binary.AppendVarint(b, int64(l.Capacity))
+			b = binary.AppendVarint(b, int64(l.Rate.Tokens))
+			b = binary.AppendVarint(b, int64(l.Rate.Per))
+			b = binary.AppendVarint(b, int64(st.Tokens))
+			b = binary.AppendVarint(b, st.At)
+			b = binary.AppendUvarint(b, st.Rem)
+		}
 	}
 	return b
 }
 
+// maxSubs is the most buckets one key may have on disk; more is corruption.
+const maxSubs = 1024
+
 // decode reads a record written by encode. It copies everything it keeps,
-// so b may be memory owned by a bbolt transaction.
+// so b may be memory owned by a bbolt transaction. The entry's key is left
+// for the caller to set.
 func decode(b []byte) (*entry, error) {
 	if len(b) == 0 || b[0] != recordVersion {
 		if len(b) == 0 {
@@ -52,6 +58,20 @@ func decode(b []byte) (*entry, error) {
 		return nil, fmt.Errorf("%w: version %d, want %d", errCorrupt, b[0], recordVersion)
 	}
 	r := reader{b: b[1:]}
+	e := newEntry("")
+	for len(r.b) > 0 || len(e.subs) == 0 {
+		if len(e.subs) == maxSubs {
+			return nil, fmt.Errorf("%w: more than %d buckets", errCorrupt, maxSubs)
+		}
+		if err := decodeSub(&r, e); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// decodeSub reads one bucket's record from r and adds it to e.
+func decodeSub(r *reader, e *entry) error {
 	nameLen := r.uvarint()
 	if r.err == nil && nameLen > uint64(len(r.b)) {
 		r.err = fmt.Errorf("%w: name length %d", errCorrupt, nameLen)
@@ -67,33 +87,34 @@ func decode(b []byte) (*entry, error) {
 		r.err = fmt.Errorf("%w: %d limits", errCorrupt, n)
 	}
 	if r.err != nil {
-		return nil, r.err
+		return r.err
 	}
-	e := &entry{updated: updated}
-	e.policy.Name = name
-	e.policy.Limits = make([]bucket.Limit, n)
-	e.states = e.stateSlice(int(n))
-	for i := range e.policy.Limits {
+	if e.find(name) != nil {
+		return fmt.Errorf("%w: two buckets under policy %q", errCorrupt, name)
+	}
+	limits := make([]bucket.Limit, n)
+	states := make([]bucket.State, n)
+	for i := range limits {
 		l := bucket.Limit{
 			Capacity: bucket.Tokens(r.varint()),
 			Rate:     bucket.Rate{Tokens: bucket.Tokens(r.varint()), Per: time.Duration(r.varint())},
 		}
 		s := bucket.State{Tokens: bucket.Tokens(r.varint()), At: r.varint(), Rem: r.uvarint()}
 		if r.err != nil {
-			return nil, r.err
+			return r.err
 		}
 		if err := l.Validate(); err != nil {
-			return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+			return fmt.Errorf("%w: %v", errCorrupt, err)
 		}
 		if s.Tokens < 0 || s.Tokens > l.Capacity || s.Rem >= uint64(l.Rate.Per) {
-			return nil, fmt.Errorf("%w: state %+v out of range for limit %v", errCorrupt, s, l)
+			return fmt.Errorf("%w: state %+v out of range for limit %v", errCorrupt, s, l)
 		}
-		e.policy.Limits[i], e.states[i] = l, s
+		limits[i], states[i] = l, s
 	}
-	if len(r.b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(r.b))
-	}
-	return e, nil
+	sub := e.add(bucket.Policy{Name: name, Limits: limits})
+	copy(sub.states, states)
+	sub.updated = updated
+	return nil
 }
 
 // reader reads varints, keeping the first error.

@@ -14,12 +14,13 @@ import (
 	"github.com/bucketd/bucketd/bucket"
 )
 
-// newEntry returns an entry of the named policy with the given limits and
-// states.
-func newEntry(name string, updated int64, limits []bucket.Limit, states []bucket.State) *entry {
-	e := &entry{policy: bucket.Policy{Name: name, Limits: limits}, updated: updated}
-	e.states = e.stateSlice(len(limits))
-	copy(e.states, states)
+// testEntry returns an entry with one bucket of the named policy with the
+// given limits and states.
+func testEntry(name string, updated int64, limits []bucket.Limit, states []bucket.State) *entry {
+	e := newEntry("")
+	b := e.add(bucket.Policy{Name: name, Limits: limits})
+	copy(b.states, states)
+	b.updated = updated
 	return e
 }
 
@@ -33,17 +34,17 @@ func codecEntries() map[string]*entry {
 	}
 	huge := bucket.Limit{Capacity: bucket.MaxTokens, Rate: bucket.Rate{Tokens: bucket.MaxTokens, Per: 1000 * time.Second}}
 	return map[string]*entry{
-		"default": newEntry("default", t0.UnixNano(), []bucket.Limit{DefaultLimit},
+		"default": testEntry("default", t0.UnixNano(), []bucket.Limit{DefaultLimit},
 			[]bucket.State{{Tokens: tok(2), At: t0.UnixNano()}}),
-		"empty bucket with remainder": newEntry("default", t0.UnixNano(), []bucket.Limit{DefaultLimit},
+		"empty bucket with remainder": testEntry("default", t0.UnixNano(), []bucket.Limit{DefaultLimit},
 			[]bucket.State{{Tokens: 0, At: t0.UnixNano(), Rem: uint64(3*time.Second) - 1}}),
-		"full bucket": newEntry("throttle", 0, []bucket.Limit{DefaultLimit},
+		"full bucket": testEntry("throttle", 0, []bucket.Limit{DefaultLimit},
 			[]bucket.State{{Tokens: tok(5)}}),
-		"no name": newEntry("", 1, []bucket.Limit{DefaultLimit}, []bucket.State{{Tokens: 1, At: 1}}),
-		"binary name": newEntry("\x00\xffgold ★\n", -1, []bucket.Limit{DefaultLimit},
+		"no name": testEntry("", 1, []bucket.Limit{DefaultLimit}, []bucket.State{{Tokens: 1, At: 1}}),
+		"binary name": testEntry("\x00\xffgold ★\n", -1, []bucket.Limit{DefaultLimit},
 			[]bucket.State{{Tokens: bucket.Micro, At: -1}}),
-		"most limits": newEntry("tiers", t0.UnixNano(), many, manyStates),
-		"extremes": newEntry("huge", math.MaxInt64, []bucket.Limit{huge, {Capacity: bucket.Micro, Rate: bucket.Rate{Tokens: bucket.Micro, Per: math.MaxInt64}}},
+		"most limits": testEntry("tiers", t0.UnixNano(), many, manyStates),
+		"extremes": testEntry("huge", math.MaxInt64, []bucket.Limit{huge, {Capacity: bucket.Micro, Rate: bucket.Rate{Tokens: bucket.Micro, Per: math.MaxInt64}}},
 			[]bucket.State{
 				{Tokens: bucket.MaxTokens, At: math.MinInt64, Rem: uint64(1000*time.Second) - 1},
 				{Tokens: bucket.Micro, At: math.MaxInt64, Rem: math.MaxInt64 - 1},
@@ -58,9 +59,9 @@ func TestCodecRoundTrip(t *testing.T) {
 			require.Equal(t, byte(recordVersion), b[0], "the record starts with its version")
 			got, err := decode(b)
 			require.NoError(t, err)
-			assert.Equal(t, e.policy, got.policy)
-			assert.Equal(t, e.states, got.states)
-			assert.Equal(t, e.updated, got.updated)
+			assert.Equal(t, e.subs[0].policy, got.subs[0].policy)
+			assert.Equal(t, e.subs[0].states, got.subs[0].states)
+			assert.Equal(t, e.subs[0].updated, got.subs[0].updated)
 			assert.Equal(t, b, encode(nil, got))
 
 			// encode appends.
@@ -70,8 +71,8 @@ func TestCodecRoundTrip(t *testing.T) {
 			for i := range b {
 				b[i] = 0xEE
 			}
-			assert.Equal(t, e.policy, got.policy)
-			assert.Equal(t, e.states, got.states)
+			assert.Equal(t, e.subs[0].policy, got.subs[0].policy)
+			assert.Equal(t, e.subs[0].states, got.subs[0].states)
 		})
 	}
 }
@@ -183,13 +184,16 @@ func FuzzDecode(f *testing.F) {
 			require.Nil(t, e)
 			return
 		}
-		require.Len(t, e.states, len(e.policy.Limits))
-		for i, l := range e.policy.Limits {
-			require.NoError(t, l.Validate())
-			s := e.states[i]
-			require.GreaterOrEqual(t, s.Tokens, bucket.Tokens(0))
-			require.LessOrEqual(t, s.Tokens, l.Capacity)
-			require.Less(t, s.Rem, uint64(l.Rate.Per))
+		require.NotEmpty(t, e.subs)
+		for _, sb := range e.subs {
+			require.Len(t, sb.states, len(sb.policy.Limits))
+			for i, l := range sb.policy.Limits {
+				require.NoError(t, l.Validate())
+				s := sb.states[i]
+				require.GreaterOrEqual(t, s.Tokens, bucket.Tokens(0))
+				require.LessOrEqual(t, s.Tokens, l.Capacity)
+				require.Less(t, s.Rem, uint64(l.Rate.Per))
+			}
 		}
 		require.Equal(t, b, encode(nil, e), "a decoded record encodes to the same bytes")
 	})

@@ -173,7 +173,7 @@ func TestSyncAlwaysConcurrent(t *testing.T) {
 				}
 				e, err := decode(v)
 				if assert.NoError(t, err, key) {
-					assert.Equal(t, res.Remaining, e.states[0].Tokens, "%s is durable when Take returns", key)
+					assert.Equal(t, res.Remaining, e.subs[0].states[0].Tokens, "%s is durable when Take returns", key)
 				}
 			}
 		})

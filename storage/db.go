@@ -92,7 +92,11 @@ var (
 	ErrNotDatabase = errors.New("not a bucketd database")
 )
 
-var bucketsName = []byte("buckets")
+// The bbolt buckets: bucket state by key, and overrides by policy NUL key.
+var (
+	bucketsName   = []byte("buckets")
+	overridesName = []byte("overrides")
+)
 
 // DB is the bucket store. Open one with Open; Close it when done.
 type DB struct {
@@ -200,7 +204,10 @@ func openBolt(path string, timeout time.Duration) (*bolt.DB, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	if err := bdb.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketsName)
+		if _, err := tx.CreateBucketIfNotExists(bucketsName); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(overridesName)
 		return err
 	}); err != nil {
 		bdb.Close()
@@ -226,17 +233,30 @@ func (db *DB) load() error {
 				db.log.Warn("storage: skipping unreadable bucket", "key", string(k), "err", err)
 				return nil
 			}
-			if e.isFull(now) {
+			refilled := false
+			for _, b := range slices.Clone(e.subs) {
+				if b.isFull(now) {
+					refilled = e.remove(b.policy.Name)
+				} else {
+					b.fullAt = now.UnixNano() + int64(b.untilFull(now))
+				}
+			}
+			if len(e.subs) == 0 {
 				full = append(full, cloneBytes(k))
 				return nil
 			}
 			e.key = string(k)
-			e.fullAt = now.UnixNano() + int64(e.untilFull(now))
+			if refilled { // some of its buckets are full: rewrite it at the next flush
+				db.table.shard(e.key).dirty[e.key] = struct{}{}
+			}
 			db.table.shard(e.key).m[e.key] = e
 			db.keys.Add(1)
 			return nil
 		})
 	})
+	if err == nil {
+		err = db.bolt.View(db.loadOverrides)
+	}
 	if err != nil {
 		return fmt.Errorf("storage: load: %w", err)
 	}
@@ -260,15 +280,6 @@ func (db *DB) load() error {
 
 // cloneBytes copies b out of a bbolt transaction.
 func cloneBytes(b []byte) []byte { return append([]byte(nil), b...) }
-
-// untilFull returns how long until every limit of e is full.
-func (e *entry) untilFull(now time.Time) time.Duration {
-	var d time.Duration
-	for i, l := range e.policy.Limits {
-		d = max(d, e.states[i].UntilFull(l, now))
-	}
-	return d
-}
 
 // flusher writes changed buckets every interval, and whenever a caller
 // waits for a flush; it makes the final flush when the DB closes.

@@ -106,7 +106,7 @@ func diskTokens(t testing.TB, recs map[string][]byte, key string) bucket.Tokens 
 	require.True(t, ok, "no record of %q on disk", key)
 	e, err := decode(v)
 	require.NoError(t, err)
-	return e.states[0].Tokens
+	return e.subs[0].states[0].Tokens
 }
 
 // commits returns the id of db's last committed write transaction; bbolt

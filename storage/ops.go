@@ -2,8 +2,6 @@ package storage
 
 import (
 	"fmt"
-	"slices"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -16,26 +14,35 @@ import (
 // allowed take returns once it is on disk. key is not retained; it must be
 // 1 to 32768 bytes (bbolt's limit), or the error wraps bucket.ErrInvalid.
 func (db *DB) Take(key, policy string, cost bucket.Tokens) (bucket.Result, error) {
-	p, err := db.Policy(policy)
+	pe, err := db.policies.Load().resolve(key, policy)
 	if err != nil {
 		return bucket.Result{}, err
 	}
-	res := bucket.Result{Policy: p}
-	if len(p.Limits) > 1 {
-		res.Limits = make([]bucket.Decision, len(p.Limits))
+	res := bucket.Result{Policy: pe.Policy}
+	if len(pe.Limits) > 1 {
+		res.Limits = make([]bucket.Decision, len(pe.Limits))
 	}
-	res.Decision, err = db.take(key, p, cost, res.Limits)
+	res.Decision, err = db.take(key, pe.Policy, cost, res.Limits)
+	if err == nil && cost > 0 {
+		if res.Allowed {
+			pe.c.allowed.Add(1)
+		} else {
+			pe.c.denied.Add(1)
+		}
+	}
 	return res, err
 }
 
 // Throttle takes cost tokens from key's bucket under the single limit l,
-// given by the caller (as CL.THROTTLE does). A cost of 0 peeks.
+// given by the caller (as CL.THROTTLE does). A cost of 0 peeks. It is the
+// bucket of the default policy: takes of both on one key share it, each
+// under the limits it gives.
 func (db *DB) Throttle(key string, l bucket.Limit, cost bucket.Tokens) (bucket.Decision, error) {
 	if err := l.Validate(); err != nil {
 		return bucket.Decision{}, err
 	}
 	limits := [1]bucket.Limit{l}
-	return db.take(key, bucket.Policy{Name: "throttle", Limits: limits[:]}, cost, nil)
+	return db.take(key, bucket.Policy{Name: db.policies.Load().def, Limits: limits[:]}, cost, nil)
 }
 
 func (db *DB) take(key string, p bucket.Policy, cost bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {
@@ -73,8 +80,9 @@ func checkKey(key string) error {
 	return nil
 }
 
-// Peek returns key's bucket as it is now, and false when there is none
-// (a missing bucket is full).
+// Peek returns key's bucket under the default policy as it is now (or,
+// when it has none, its first bucket), and false when there is none (a
+// missing bucket is full).
 func (db *DB) Peek(key string) (bucket.Snapshot, bool, error) {
 	s := db.table.shard(key)
 	s.mu.Lock()
@@ -87,53 +95,20 @@ func (db *DB) Peek(key string) (bucket.Snapshot, bool, error) {
 		return bucket.Snapshot{}, false, nil
 	}
 	now := db.now()
-	if e.isFull(now) {
+	b := e.find(db.policies.Load().def)
+	if b == nil || b.isFull(now) {
+		b = nil
+		for _, o := range e.subs {
+			if !o.isFull(now) {
+				b = o
+				break
+			}
+		}
+	}
+	if b == nil {
 		return bucket.Snapshot{}, false, nil
 	}
-	return e.snapshot(now), true, nil
-}
-
-// SetTokens sets the tokens key's bucket holds now, clamped to each limit's
-// capacity: an administrator's grant or drain. A key with no bucket gets the
-// default policy. Setting a full bucket removes it.
-func (db *DB) SetTokens(key string, tokens bucket.Tokens) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	def, err := db.Policy("")
-	if err != nil {
-		return err
-	}
-	s := db.table.shard(key)
-	s.mu.Lock()
-	if db.closed.Load() {
-		s.mu.Unlock()
-		return bucket.ErrClosed
-	}
-	now := db.now()
-	t := now.UnixNano()
-	e := s.m[key]
-	if e == nil {
-		e = &entry{key: strings.Clone(key), policy: bucket.Policy{Name: def.Name, Limits: slices.Clone(def.Limits)}}
-		e.states = e.stateSlice(len(def.Limits))
-		s.m[e.key] = e
-		db.keys.Add(1)
-	}
-	for i, l := range e.policy.Limits {
-		e.states[i] = bucket.Set(l, now, tokens)
-	}
-	e.updated = t
-	e.fullAt = t + int64(e.untilFull(now))
-	if e.isFull(now) {
-		delete(s.m, e.key)
-		db.keys.Add(-1)
-	}
-	s.dirty[e.key] = struct{}{}
-	s.mu.Unlock()
-	if db.sync == SyncAlways {
-		return db.waitFlush(false)
-	}
-	return nil
+	return b.snapshot(now), true, nil
 }
 
 // Delete resets the buckets of keys to full, and returns how many existed.
@@ -150,7 +125,7 @@ func (db *DB) Delete(keys ...string) (int, error) {
 			delete(s.m, key)
 			s.dirty[e.key] = struct{}{}
 			db.keys.Add(-1)
-			if !e.isFull(db.now()) {
+			if e.liveAt(db.now().UnixNano()) {
 				n++
 			}
 		}
@@ -179,7 +154,7 @@ func (db *DB) Scan(cursor uint64, count int) (keys []string, next uint64, err er
 		s := &db.table.shards[i]
 		s.mu.Lock()
 		for k, e := range s.m {
-			if now < e.fullAt {
+			if e.liveAt(now) {
 				keys = append(keys, k)
 			}
 		}

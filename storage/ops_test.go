@@ -444,7 +444,7 @@ func TestSetDefaultLimit(t *testing.T) {
 	p, err := db.Policy("")
 	require.NoError(t, err)
 	assert.Equal(t, []bucket.Limit{{Capacity: tok(10), Rate: slow}}, p.Limits)
-	assert.Equal(t, p, db.Policies()[bucket.DefaultPolicy])
+	assert.Equal(t, p, db.Policies()[0].Policy)
 
 	// The stored bucket carries the new limit from its next take.
 	snap, ok, err := db.Peek("k")

@@ -232,9 +232,7 @@ func tableLen(db *DB) int {
 
 func TestCorruptRecordsAreSkipped(t *testing.T) {
 	good := func(tokens bucket.Tokens) []byte {
-		e := &entry{policy: bucket.Policy{Name: "default", Limits: []bucket.Limit{DefaultLimit}}, updated: t0.UnixNano()}
-		e.states = e.stateSlice(1)
-		e.states[0] = bucket.State{Tokens: tokens, At: t0.UnixNano()}
+		e := testEntry("default", t0.UnixNano(), []bucket.Limit{DefaultLimit}, []bucket.State{{Tokens: tokens, At: t0.UnixNano()}})
 		return encode(nil, e)
 	}
 	badVersion := good(tok(1))
@@ -433,10 +431,8 @@ func TestFlushErrorKeepsChangesDirty(t *testing.T) {
 
 	// bbolt refuses an empty key: put one in the table behind the API's
 	// back, so that the flush transaction fails.
-	bad := &entry{key: "", policy: bucket.Policy{Name: "default", Limits: []bucket.Limit{DefaultLimit}}, updated: t0.UnixNano()}
-	bad.states = bad.stateSlice(1)
-	bad.states[0] = bucket.State{At: t0.UnixNano()}
-	bad.fullAt = t0.Add(time.Hour).UnixNano()
+	bad := testEntry("default", t0.UnixNano(), []bucket.Limit{DefaultLimit}, []bucket.State{{At: t0.UnixNano()}})
+	bad.subs[0].fullAt = t0.Add(time.Hour).UnixNano()
 	s := db.table.shard("")
 	s.mu.Lock()
 	s.m[""] = bad

@@ -3,7 +3,6 @@ package storage
 import (
 	"hash/maphash"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,22 +13,77 @@ import (
 // that takes on different keys rarely wait for each other.
 const shardCount = 256
 
-// entry is one bucket: the limits it was last changed under and a state per
-// limit. A key with no entry has a full bucket.
+// entry is everything stored for one key: a bucket per policy the key has
+// been taken under (usually one). A key with no entry, or no bucket under
+// a policy, has a full bucket there.
 type entry struct {
-	key     string        // owned copy of the key
-	policy  bucket.Policy // owned copy of the limits
+	key   string // owned copy of the key
+	subs  []*sub
+	first sub     // the first bucket, allocated with the entry
+	arr   [1]*sub // backing array of subs for one bucket
+}
+
+// sub is one bucket: the limits it was last changed under and a state per
+// limit.
+type sub struct {
+	policy  bucket.Policy // owned copy of the name and limits
 	states  []bucket.State
 	one     [1]bucket.State // backing array of states for one limit
 	updated int64           // Unix ns of the last change
 	fullAt  int64           // Unix ns from which every limit is full
 }
 
-func (e *entry) stateSlice(n int) []bucket.State {
-	if n == 1 {
-		return e.one[:]
+func newEntry(key string) *entry {
+	e := &entry{key: key}
+	e.subs = e.arr[:0]
+	return e
+}
+
+// find returns the bucket under the named policy, or nil.
+func (e *entry) find(policy string) *sub {
+	for _, s := range e.subs {
+		if s.policy.Name == policy {
+			return s
+		}
 	}
-	return make([]bucket.State, n)
+	return nil
+}
+
+// add returns a new bucket under p's name and limits, with zero states.
+func (e *entry) add(p bucket.Policy) *sub {
+	var s *sub
+	if len(e.subs) == 0 {
+		e.first = sub{}
+		s = &e.first
+	} else {
+		s = new(sub)
+	}
+	s.setPolicy(p)
+	e.subs = append(e.subs, s)
+	return s
+}
+
+// remove drops the bucket under the named policy and reports whether there
+// was one.
+func (e *entry) remove(policy string) bool {
+	for i, s := range e.subs {
+		if s.policy.Name == policy {
+			e.subs = slices.Delete(e.subs, i, i+1)
+			return true
+		}
+	}
+	return false
+}
+
+// setPolicy gives s an owned copy of p's name and limits, and states for
+// them; the states must be filled by the caller.
+func (s *sub) setPolicy(p bucket.Policy) {
+	s.policy = bucket.Policy{Name: p.Name, Limits: slices.Clone(p.Limits)}
+	if len(p.Limits) == 1 {
+		s.states = s.one[:]
+	} else {
+		s.states = make([]bucket.State, len(p.Limits))
+	}
 }
 
 // shard is one part of the table.
@@ -61,101 +115,115 @@ func (t *table) shard(key string) *shard {
 	return &t.shards[maphash.String(t.seed, key)%shardCount]
 }
 
-// sameLimits reports whether a and b have equal limits.
-func sameLimits(a, b []bucket.Limit) bool {
-	return slices.Equal(a, b)
-}
-
 // takeLocked takes cost from key's bucket under p at now. It reports whether
-// the bucket changed, in which case key is marked dirty, and whether its
-// entry was created. each receives the per-limit decisions when not nil.
-// s.mu must be held.
+// the bucket changed, in which case key is marked dirty, and whether the
+// key's entry was created. each receives the per-limit decisions when not
+// nil. s.mu must be held.
 func (s *shard) takeLocked(key string, p bucket.Policy, now time.Time, cost bucket.Tokens, each []bucket.Decision) (d bucket.Decision, changed, created bool) {
 	e := s.m[key]
+	var b *sub
+	if e != nil {
+		b = e.find(p.Name)
+	}
 	var buf [bucket.MaxLimits]bucket.State
 	states := buf[:len(p.Limits)]
-	fitStates(states, e, p, now)
+	fitStates(states, b, p, now)
 	d = p.Take(states, now, cost, each)
 	if !d.Allowed || cost <= 0 {
 		return d, false, false
 	}
-	t := now.UnixNano()
 	if e == nil {
-		e = &entry{key: strings.Clone(key)}
+		e = newEntry(string([]byte(key))) // an owned copy: key may point into a request buffer
 		s.m[e.key] = e
 		created = true
 	}
-	if e.policy.Name != p.Name || !sameLimits(e.policy.Limits, p.Limits) {
-		e.policy = bucket.Policy{Name: p.Name, Limits: slices.Clone(p.Limits)}
-		e.states = e.stateSlice(len(p.Limits))
+	if b == nil {
+		b = e.add(p)
+	} else if !slices.Equal(b.policy.Limits, p.Limits) {
+		b.setPolicy(p)
 	}
-	copy(e.states, states)
-	e.updated = t
-	e.fullAt = t + int64(d.ResetAfter)
-	if e.fullAt < t { // saturate
-		e.fullAt = 1<<63 - 1
-	}
+	copy(b.states, states)
+	b.touch(now, d.ResetAfter)
 	s.dirty[e.key] = struct{}{}
 	return d, true, created
 }
 
-// fitStates fills dst (one state per limit of p) from e's stored states: a
+// touch records a change at now, after which the bucket is full in
+// untilFull.
+func (b *sub) touch(now time.Time, untilFull time.Duration) {
+	t := now.UnixNano()
+	b.updated = t
+	b.fullAt = t + int64(untilFull)
+	if b.fullAt < t { // saturate
+		b.fullAt = 1<<63 - 1
+	}
+}
+
+// fitStates fills dst (one state per limit of p) from b's stored states: a
 // missing bucket is full, and a bucket last changed under other limits keeps
 // its tokens where it can (the limits apply to it from now on, clamped to
 // the new capacities; limits it did not have start full).
-func fitStates(dst []bucket.State, e *entry, p bucket.Policy, now time.Time) {
-	if e == nil {
-		for i, l := range p.Limits {
-			dst[i] = bucket.Full(l, now)
-		}
-		return
-	}
-	if len(e.states) == len(dst) {
-		copy(dst, e.states)
-		return
-	}
+func fitStates(dst []bucket.State, b *sub, p bucket.Policy, now time.Time) {
 	for i, l := range p.Limits {
-		if i < len(e.states) {
-			dst[i] = e.states[i]
+		if b != nil && i < len(b.states) {
+			dst[i] = b.states[i]
 		} else {
 			dst[i] = bucket.Full(l, now)
 		}
 	}
 }
 
-// peek returns e's snapshot at now.
-func (e *entry) snapshot(now time.Time) bucket.Snapshot {
-	states := slices.Clone(e.states)
-	snap := bucket.Snapshot{Policy: e.policy, UpdatedAt: time.Unix(0, e.updated)}
-	var each []bucket.Decision
-	if len(e.policy.Limits) > 1 {
-		each = make([]bucket.Decision, len(e.policy.Limits))
-		snap.Limits = each
+// snapshot returns the bucket as it is at now, under its stored limits.
+func (b *sub) snapshot(now time.Time) bucket.Snapshot {
+	var buf [bucket.MaxLimits]bucket.State
+	states := buf[:len(b.states)]
+	copy(states, b.states)
+	snap := bucket.Snapshot{Policy: b.policy, UpdatedAt: time.Unix(0, b.updated)}
+	if len(b.policy.Limits) > 1 {
+		snap.Limits = make([]bucket.Decision, len(b.policy.Limits))
 	}
-	snap.Decision = e.policy.Take(states, now, 0, each)
+	snap.Decision = b.policy.Take(states, now, 0, snap.Limits)
 	return snap
 }
 
-// isFull reports whether every limit of e is full at now.
-func (e *entry) isFull(now time.Time) bool {
-	for i, l := range e.policy.Limits {
-		if e.states[i].UntilFull(l, now) > 0 {
-			return false
-		}
-	}
-	return true
+// isFull reports whether every limit of b is full at now.
+func (b *sub) isFull(now time.Time) bool {
+	return b.untilFull(now) == 0
 }
 
-// sweepLocked drops the entries that have refilled to capacity, marking
-// them dirty so that the flush deletes them from disk too. s.mu must be held.
+// untilFull returns how long until every limit of b is full.
+func (b *sub) untilFull(now time.Time) time.Duration {
+	var d time.Duration
+	for i, l := range b.policy.Limits {
+		d = max(d, b.states[i].UntilFull(l, now))
+	}
+	return d
+}
+
+// sweepLocked drops the buckets that have refilled to capacity, and the
+// entries left with none, marking them dirty so that the flush writes or
+// deletes them on disk too. It returns how many entries it dropped. s.mu
+// must be held.
 func (s *shard) sweepLocked(now time.Time) (dropped int) {
 	t := now.UnixNano()
 	for k, e := range s.m {
-		if t >= e.fullAt && e.isFull(now) {
+		changed := false
+		for i := 0; i < len(e.subs); {
+			if b := e.subs[i]; t >= b.fullAt && b.isFull(now) {
+				e.subs = slices.Delete(e.subs, i, i+1)
+				changed = true
+				continue
+			}
+			i++
+		}
+		if !changed {
+			continue
+		}
+		if len(e.subs) == 0 {
 			delete(s.m, k)
-			s.dirty[k] = struct{}{}
 			dropped++
 		}
+		s.dirty[k] = struct{}{}
 	}
 	return dropped
 }
