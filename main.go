@@ -2,11 +2,13 @@
 // takes over HTTP (GET /{key}) and the Redis protocol (CL.THROTTLE), with
 // bucket state in memory and persisted in an embedded bbolt file.
 //
-// main.go only wires: configuration (flags and BUCKETD_* environment
-// variables), storage, both fronts, signals, shutdown and the exit code.
+// main.go only wires: configuration (flags, BUCKETD_* environment variables
+// and the policies file), storage, both fronts, signals (SIGHUP reloads the
+// policies), shutdown and the exit code.
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -54,6 +57,8 @@ type config struct {
 	syncInterval time.Duration
 	logLevel     slog.Level
 	shutdownWait time.Duration
+	configFile   string // the policies file; "" for none
+	checkConfig  string // a policies file to check, instead of serving
 }
 
 const usageExample = `
@@ -61,6 +66,8 @@ Example:
   bucketd                                  # HTTP on 127.0.0.1:8000, RESP on 127.0.0.1:6379, state in ./bucketd.db
   bucketd --capacity 100 --rate 10/s --sync always --data /var/lib/bucketd/bucketd.db
   BUCKETD_RATE=1000/h bucketd             # every flag can be set as BUCKETD_<NAME>
+  bucketd --config policies.yaml           # named policies; kill -HUP reloads them
+  bucketd --check-config policies.yaml     # check the file and exit
   curl -i localhost:8000/joe               # 200 {"detail":"OK"}, or 429 {"detail":"Too Many Requests"}
   redis-cli HGETALL joe                    # the bucket, as a Redis hash
 `
@@ -97,6 +104,8 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 		return c.logLevel.UnmarshalText([]byte(s))
 	})
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
+	fs.StringVar(&c.configFile, "config", "", "policies `file` (YAML); SIGHUP reloads it")
+	fs.StringVar(&c.checkConfig, "check-config", "", "check the policies `file` and exit: 0 if it is valid, 1 with every problem")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bucketd [flags]\n\nFlags (each also as BUCKETD_<NAME>, e.g. BUCKETD_HTTP_ADDR):\n")
 		fs.PrintDefaults()
@@ -120,7 +129,7 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "BUCKETD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		v, ok := vars[name]
-		if given[f.Name] || !ok || envErr != nil {
+		if given[f.Name] || !ok || envErr != nil || f.Name == "check-config" { // a command, not a setting
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
@@ -147,6 +156,15 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if cfg.checkConfig != "" {
+		return checkConfig(cfg.checkConfig, stdout)
+	}
+	var pc storage.PolicyConfig
+	if cfg.configFile != "" {
+		if pc, err = storage.LoadConfig(cfg.configFile); err != nil {
+			return err // before the data file is opened
+		}
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 
 	db, err := storage.Open(cfg.data, storage.Options{
@@ -159,6 +177,15 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer db.Close() // on the error paths; the clean path closes below
+	if cfg.configFile != "" {
+		if err := db.SetPolicies(pc); err != nil {
+			return fmt.Errorf("%s: %w", cfg.configFile, err)
+		}
+	}
+	var reload func() error // nil without --config: nothing to reload
+	if cfg.configFile != "" {
+		reload = reloader(cfg.configFile, db, log)
+	}
 
 	httpLn, err := net.Listen("tcp", cfg.httpAddr)
 	if err != nil {
@@ -175,7 +202,12 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	httpSrv := server.New(db, server.Config{Logger: log})
+	// SIGHUP reloads the policies. Notify before the start line, so that a
+	// SIGHUP sent once bucketd has said it started never kills it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	httpSrv := server.New(db, server.Config{Logger: log, Reload: reload})
 	errc := make(chan error, 2)
 	go func() { errc <- wrap("http", httpSrv.Serve(httpLn)) }()
 	var respSrv *respcompat.Server
@@ -196,12 +228,24 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	log.Info("bucketd started",
 		"http", httpLn.Addr().String(), "resp", resp, "data", cfg.data,
 		"capacity", cfg.capacity.String(), "rate", cfg.rate.String(),
-		"sync", cfg.sync.String(), "sync_interval", cfg.syncInterval.String())
+		"sync", cfg.sync.String(), "sync_interval", cfg.syncInterval.String(),
+		"config", cmp.Or(cfg.configFile, "none"), policies(db))
 
 	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errc:
+serve:
+	for {
+		select {
+		case <-ctx.Done():
+			break serve
+		case serveErr = <-errc:
+			break serve
+		case <-hup:
+			if reload == nil {
+				log.Warn("no --config to reload")
+			} else {
+				_ = reload() // it logs its outcome
+			}
+		}
 	}
 	log.Info("bucketd shutting down")
 	sctx, scancel := context.WithTimeout(context.Background(), cfg.shutdownWait)
@@ -221,6 +265,64 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		log.Info("bucketd stopped")
 	}
 	return serveErr
+}
+
+// checkConfig checks the policies file at path, and prints a line to stdout
+// if it is valid. An invalid file's error lists every problem.
+func checkConfig(path string, stdout io.Writer) error {
+	c, err := storage.LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(c.Policies))
+	for i, p := range c.Policies {
+		names[i] = p.Name
+	}
+	noun := "policies"
+	if len(names) == 1 {
+		noun = "policy"
+	}
+	_, err = fmt.Fprintf(stdout, "%s: ok, %d %s: %s\n", path, len(names), noun, strings.Join(names, ", "))
+	return err
+}
+
+// reloader returns the function that reloads the policies from path (a
+// SIGHUP, or the HTTP admin API): it reads the file, and swaps in its
+// policies if it is valid; existing buckets keep their tokens. An invalid
+// file changes nothing. Either way it logs the outcome, since a reload is
+// an operator's event whoever asked for it, and returns the error for the
+// caller to report. Reloads run one at a time, so the file read last is the
+// one in force.
+func reloader(path string, db *storage.DB, log *slog.Logger) func() error {
+	var mu sync.Mutex
+	return func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		c, err := storage.LoadConfig(path)
+		if err == nil {
+			err = db.SetPolicies(c)
+		}
+		if err != nil {
+			log.Error("reload failed, the old policies stay in force", "config", path, "err", err)
+			return err
+		}
+		log.Info("policies reloaded", "config", path, policies(db))
+		return nil
+	}
+}
+
+// policies returns log attributes of the policies in force: their names and
+// the default's.
+func policies(db *storage.DB) slog.Attr {
+	var names []string
+	var def string
+	for _, p := range db.Policies() {
+		names = append(names, p.Name)
+		if p.Default {
+			def = p.Name
+		}
+	}
+	return slog.Group("", "policies", strings.Join(names, ","), "default", def)
 }
 
 // wrap names the front in a serve error; nil stays nil.
