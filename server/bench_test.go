@@ -28,27 +28,34 @@ func benchHandler(b *testing.B, h fasthttp.RequestHandler, target string, wantSt
 	}
 }
 
-func constLimiter(res bucket.Result) *fakeLimiter {
-	return &fakeLimiter{take: func(string, string, bucket.Tokens) (bucket.Result, error) { return res, nil }}
+// handler returns the handler s serves connections with: Fiber's app
+// behind the check of the method, as Serve runs it.
+func handler(s *Server) fasthttp.RequestHandler {
+	s.app.Handler() // builds the routes
+	return s.app.Server().Handler
+}
+
+func constLimiter(res bucket.Result) *fakeStore {
+	return &fakeStore{take: func(string, string, bucket.Tokens) (bucket.Result, error) { return res, nil }}
 }
 
 // BenchmarkTake is the hot path: a take that is allowed, with both
 // rate-limit fields.
 func BenchmarkTake(b *testing.B) {
 	s := New(constLimiter(allowed(7*T, 9*time.Second)), Config{})
-	benchHandler(b, s.app.Handler(), "/joe", 200)
+	benchHandler(b, handler(s), "/joe", 200)
 }
 
 // BenchmarkTakeCost adds the query parameters.
 func BenchmarkTakeCost(b *testing.B) {
 	s := New(constLimiter(allowed(7*T, 9*time.Second)), Config{})
-	benchHandler(b, s.app.Handler(), "/joe?cost=0.5&policy=default", 200)
+	benchHandler(b, handler(s), "/joe?cost=0.5&policy=default", 200)
 }
 
 // BenchmarkTakeDenied is a 429, with Retry-After.
 func BenchmarkTakeDenied(b *testing.B) {
 	s := New(constLimiter(denied(0, 1200*time.Millisecond, 30*time.Second)), Config{})
-	benchHandler(b, s.app.Handler(), "/joe", 429)
+	benchHandler(b, handler(s), "/joe", 429)
 }
 
 // BenchmarkBareFiber is the baseline: a Fiber app that only answers
@@ -60,4 +67,24 @@ func BenchmarkBareFiber(b *testing.B) {
 		return c.SendString(`{"detail":"OK"}`)
 	})
 	benchHandler(b, app.Handler(), "/joe", 200)
+}
+
+// BenchmarkAPITake is POST /v1/take: the decision service, in JSON.
+func BenchmarkAPITake(b *testing.B) {
+	s := New(constLimiter(allowed(7*T, 9*time.Second)), Config{})
+	h := handler(s)
+	var ctx fasthttp.RequestCtx
+	body := []byte(`{"key":"joe","policy":"default","cost":0.5}`)
+	ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+	ctx.Request.SetRequestURI("/v1/take")
+	ctx.Request.SetBody(body)
+	h(&ctx)
+	if got := ctx.Response.StatusCode(); got != 200 {
+		b.Fatalf("status %d: %s", got, ctx.Response.Body())
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Response.Reset()
+		h(&ctx)
+	}
 }

@@ -1,12 +1,9 @@
 // Package server is the HTTP front of bucketd, on Fiber v2. It is a thin
-// adapter: a handler parses the request, calls the Limiter, and renders the
+// adapter: a handler parses the request, calls the Store, and renders the
 // result. It holds no bucket state, reads no clock for any decision, and is
 // the only package that imports Fiber.
 //
 // # Routes
-//
-// Only GET is served; any other method, HEAD included, gets 405 with
-// "Allow: GET", before any request body is read.
 //
 //	GET /{key}            take 1 token from key's bucket under the default policy
 //	GET /{key}?cost=N     take N tokens: a positive decimal with at most six
@@ -14,11 +11,35 @@
 //	GET /{key}?policy=P   take under the policy named P instead of the default
 //	GET /healthz          200 {"status":"ok"} while the server is serving
 //
-// The key is one path segment, percent-decoded ("/a%2Fb" is the key "a/b";
-// '+' is kept as is). It is at most Config.MaxKeyLen bytes once decoded.
-// Since /healthz is routed first, the key "healthz" can only be reached
-// percent-encoded, as /health%7A. A trailing slash is ignored: /joe/ is /joe.
-// Routing is case-sensitive: /Joe and /joe are different keys.
+// and the JSON API under /v1, described by the OpenAPI 3.1 document served
+// at GET /v1/openapi.json (openapi.json here; a test keeps it in step with
+// the routes). "admin" marks the routes that need Config.AdminToken when it
+// is set:
+//
+//	POST   /v1/take                  {"key","policy","cost"}: one take, answered with the decision
+//	POST   /v1/batch                 {"takes":[...]}: up to 1000 takes -> {"results":[...]}
+//	GET    /v1/buckets/{key}         ?policy=: peek (a take of 0)
+//	DELETE /v1/buckets/{key}         ?policy=: reset (admin); no policy resets every bucket of key
+//	PUT    /v1/buckets/{key}/tokens  ?policy=, {"tokens":N}: set the tokens held now (admin)
+//	GET    /v1/buckets               ?prefix=&cursor=&limit=: a page of keys (admin)
+//	GET    /v1/policies              every policy, with counts
+//	GET    /v1/overrides             every override (admin)
+//	GET    /v1/overrides/{key}       ?policy=: key's own limits under a policy
+//	PUT    /v1/overrides/{key}       ?policy=, {"limits":[{"capacity","rate"}]} (admin)
+//	DELETE /v1/overrides/{key}       ?policy= (admin)
+//	POST   /v1/reload                Config.Reload, then the policies (admin)
+//	GET    /v1/openapi.json          the OpenAPI document
+//
+// Any other method of a known path gets 405 with an Allow field; HEAD gets
+// 405 too, since a GET of /{key} takes a token. A key in a path is one path
+// segment, percent-decoded ("/a%2Fb" is the key "a/b"; '+' is kept as is),
+// at most Config.MaxKeyLen bytes once decoded. The fixed paths are routed
+// first, so the keys "healthz" and "v1" can only be reached percent-encoded,
+// as /health%7A and /v%31; GET /v1 itself is a 404. A trailing slash is
+// ignored: /joe/ is /joe. Routing is case-sensitive: /Joe and /joe are
+// different keys.
+//
+// # GET /{key}
 //
 // A take answers, with Content-Type application/json and exactly these
 // bodies (those of the Python service bucketd replaces):
@@ -26,25 +47,73 @@
 //	200 {"detail":"OK"}                 allowed, or any take under a shadow policy
 //	429 {"detail":"Too Many Requests"}  denied; carries Retry-After
 //
+// # The JSON API
+//
+// A decision (of POST /v1/take, a batch slot, a peek or a set) is
+//
+//	{"key":"joe","policy":"default","shadow":false,"allowed":true,"limited":false,"never":false,
+//	 "cost":2.5,"limit":5,"remaining":2.5,"retry_after_ms":0,"reset_after_ms":7500,
+//	 "limits":[{"capacity":5,"rate":"1/3s","allowed":true,"remaining":2.5,"retry_after_ms":0,"reset_after_ms":7500}]}
+//
+// and is answered 200 whether the take is allowed or not: it is a decision
+// service, and only GET /{key} answers 429. "allowed" is what the caller
+// should do (always true under a shadow policy, as GET /{key} answers 200);
+// "limited" is whether the limits refused the take. A cost above a capacity
+// is a decision too, with "never" true and "retry_after_ms" null (GET /{key}
+// answers it 400). Amounts of tokens are JSON numbers written exactly, with
+// at most six decimals; durations are integer milliseconds rounded up. In a
+// request an amount is a JSON number or a string holding one, parsed from
+// its text by bucket.ParseTokens, so 0.1 is exact; an exponent (1e3) is
+// refused.
+//
+// Request bodies are JSON objects read strictly: an unknown field, a value
+// of the wrong type or data after the object is a 400 naming the field. The
+// Content-Type of a request is not checked, and a body is never
+// decompressed. A body over Config.MaxBodyBytes (1 MiB by default) gets 413.
+// A batch takes each item in order as POST /v1/take would, and answers each
+// in its slot: a decision, or {"error","field","status"} for that take's own
+// error (an unknown policy, a bad cost, even a store shutting down); only a
+// body that is not a valid batch, or one of more than 1000 takes, fails the
+// whole request, before any take is made.
+//
+// # Admin token
+//
+// With Config.AdminToken set, the admin routes need "Authorization: Bearer
+// <token>"; without it or with another token they get 401 with a
+// WWW-Authenticate challenge. The token is compared in constant time, as
+// SHA-256 digests. Takes, batches, peeks, the policies and a key's
+// override stay open: they need the key already. Listing keys or overrides
+// is admin, because keys are often secrets (API keys) or personal (user
+// ids, IPs). With no token every route is open.
+//
+// # Errors
+//
 // Every other answer has a body {"error":"...","field":"..."}, where field
-// names the query parameter or path part at fault and is left out when none
-// is:
+// names the query parameter, path part or body field at fault (a path such
+// as "takes[3].cost" or "limits[0].rate" in a body) and is left out when
+// none is:
 //
 //	400 a bad cost: not a decimal number, zero, negative, NaN or infinite,
-//	    more than six decimal places, or more than the policy's capacity
-//	    (a cost that could never be allowed); a malformed percent-escape in the key
+//	    more than six decimal places, or (GET /{key} only) more than the
+//	    policy's capacity; a malformed percent-escape in the key; malformed
+//	    JSON, an unknown field, a bad value in a body; a batch of more than
+//	    1000 takes
+//	401 an admin route without the admin token
 //	404 an unknown policy (field "policy"); GET / (no key, field "key");
-//	    any other path
-//	405 a method other than GET
-//	414 a key longer than Config.MaxKeyLen bytes
+//	    no such override; any other path
+//	405 a method the path does not serve
+//	413 a request body over Config.MaxBodyBytes
+//	414 a key longer than Config.MaxKeyLen bytes in the path (400 in a body)
+//	422 POST /v1/reload: the reload failed; the message says why
 //	431 request headers larger than the read buffer (8 KiB)
 //	500 an internal error; the message is generic and the error is logged
+//	501 POST /v1/reload without Config.Reload
 //	503 the store is shutting down
 //
 // # Rate-limit fields
 //
-// Every answer to a take (200, 429, and the 400 of a cost above capacity)
-// carries the RateLimit-Policy and RateLimit fields of
+// Every answer to GET /{key} (200, 429, and the 400 of a cost above
+// capacity) carries the RateLimit-Policy and RateLimit fields of
 // draft-ietf-httpapi-ratelimit-headers-10, and a 429 also carries
 // Retry-After. A token bucket maps onto the draft's fields as follows; every
 // value is a whole number, rounded so that a client that trusts it is never

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -12,11 +13,12 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 )
 
-// inputError is a request error the client can fix. Its message is shown to
-// the client, so it says what is wrong in the client's terms.
+// inputError is a request error the client can fix (or, with a status,
+// any error whose message is for the client). Its message is shown to the
+// client, so it says what is wrong in the client's terms.
 type inputError struct {
 	status int    // the status to answer; 0 to derive it from err
-	field  string // the request field at fault: "key", "cost" or "policy"
+	field  string // the request field at fault: "key", "cost", "policy", "takes[3].cost", ...
 	msg    string
 	err    error // the sentinel it stands for, or nil
 }
@@ -28,10 +30,12 @@ func (e *inputError) Unwrap() error { return e.err }
 // a response. It answers with a body {"error":"...","field":"..."}:
 //
 //	*inputError with a status   that status
+//	*authError                  401, with WWW-Authenticate
 //	bucket.ErrInvalid           400
 //	bucket.ErrUnknownPolicy     404
 //	bucket.ErrClosed            503
-//	*fiber.Error                its code (404 no route, 405 not GET, 431 headers too large, ...)
+//	*fiber.Error                its code (404 no route, 405 no such method on the path (with
+//	                            Allow), 413 body too large, 431 headers too large, ...)
 //	anything else               500, with a generic message; the error is logged
 //
 // Only a 500 is logged at error level; every other answer is a debug line.
@@ -41,12 +45,11 @@ func (e *inputError) Unwrap() error { return e.err }
 // too.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	status, field, msg := describe(err)
+	if status == fiber.StatusRequestEntityTooLarge {
+		msg = "request body is larger than " + strconv.Itoa(s.maxBody) + " bytes"
+	}
 	if status == fiber.StatusInternalServerError { // ours to fix: the only error-level line
-		s.log.LogAttrs(context.Background(), slog.LevelError, "request failed",
-			slog.String("method", c.Method()),
-			slog.String("path", strings.Clone(c.Path())),
-			slog.Int("status", status),
-			slog.Any("error", err))
+		s.logInternal(c, status, err)
 	} else if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.LogAttrs(context.Background(), slog.LevelDebug, "request",
 			slog.String("method", c.Method()),
@@ -58,8 +61,14 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	resp := c.Response()
 	resp.SetStatusCode(status)
 	resp.Header.SetContentType(mimeJSON)
-	if status == fiber.StatusMethodNotAllowed {
-		resp.Header.SetCanonical(hdrAllow, []byte(fiber.MethodGet)) // RFC 9110 §15.5.6: a 405 MUST list them
+	switch status {
+	case fiber.StatusMethodNotAllowed:
+		resp.Header.SetCanonical(hdrAllow, []byte(s.allow(c.Path()))) // RFC 9110 §15.5.6: a 405 MUST list them
+	case fiber.StatusUnauthorized:
+		var ae *authError
+		if errors.As(err, &ae) {
+			resp.Header.SetCanonical(hdrWWWAuthenticate, []byte(ae.challenge)) // RFC 9110 §15.5.2: a 401 MUST carry one
+		}
 	}
 	resp.SetBodyRaw(appendErrorBody(make([]byte, 0, 32+len(msg)+len(field)), msg, field))
 	return nil
@@ -76,7 +85,10 @@ func describe(err error) (status int, field, msg string) {
 		}
 	}
 	var fe *fiber.Error
+	var ae *authError
 	switch {
+	case errors.As(err, &ae):
+		return fiber.StatusUnauthorized, "", ae.msg
 	case errors.Is(err, bucket.ErrInvalid):
 		status = fiber.StatusBadRequest
 		if msg == "" {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -33,6 +32,7 @@ var (
 	hdrRateLimit       = []byte("RateLimit")
 	hdrRetryAfter      = []byte("Retry-After")
 	hdrAllow           = []byte("Allow")
+	hdrWWWAuthenticate = []byte("WWW-Authenticate")
 )
 
 // take serves GET /{key}: it takes the cost from the key's bucket and
@@ -63,7 +63,7 @@ func (s *Server) take(c *fiber.Ctx) (err error) {
 	}
 	policy := c.Query("policy")
 
-	res, err := s.lim.Take(key, policy, cost)
+	res, err := s.store.Take(key, policy, cost)
 	if err != nil {
 		return takeError(err, policy)
 	}
@@ -139,16 +139,7 @@ func parseCost(s string) (bucket.Tokens, error) {
 // takeError names the request field at fault in an error from Take, so
 // that handleError can say which; it passes other errors on.
 func takeError(err error, policy string) error {
-	switch {
-	case errors.Is(err, bucket.ErrUnknownPolicy):
-		if policy == "" {
-			policy = bucket.DefaultPolicy
-		}
-		return &inputError{field: "policy", msg: "unknown policy " + strconv.Quote(policy), err: err}
-	case errors.Is(err, bucket.ErrInvalid):
-		return &inputError{field: "cost", msg: err.Error(), err: err}
-	}
-	return err
+	return storeError(err, policy, "cost")
 }
 
 // costOverCapacity is the error for a cost that no wait could allow.

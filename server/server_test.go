@@ -22,15 +22,6 @@ import (
 
 const T = bucket.Token
 
-// fakeLimiter is a Limiter whose Take is a function field.
-type fakeLimiter struct {
-	take func(key, policy string, cost bucket.Tokens) (bucket.Result, error)
-}
-
-func (f *fakeLimiter) Take(key, policy string, cost bucket.Tokens) (bucket.Result, error) {
-	return f.take(key, policy, cost)
-}
-
 // call is one Take seen by a recordingLimiter, with its strings copied (the
 // server's strings are only valid during the call).
 type call struct {
@@ -40,10 +31,10 @@ type call struct {
 
 // recorder returns a fake that answers res and err, and a function that
 // returns the calls it saw.
-func recorder(res bucket.Result, err error) (*fakeLimiter, func() []call) {
+func recorder(res bucket.Result, err error) (*fakeStore, func() []call) {
 	var mu sync.Mutex
 	var calls []call
-	f := &fakeLimiter{take: func(key, policy string, cost bucket.Tokens) (bucket.Result, error) {
+	f := &fakeStore{take: func(key, policy string, cost bucket.Tokens) (bucket.Result, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		calls = append(calls, call{strings.Clone(key), strings.Clone(policy), cost})
@@ -57,8 +48,8 @@ func recorder(res bucket.Result, err error) (*fakeLimiter, func() []call) {
 }
 
 // noTake is a fake that fails the test if Take is called.
-func noTake(t *testing.T) *fakeLimiter {
-	return &fakeLimiter{take: func(key, _ string, _ bucket.Tokens) (bucket.Result, error) {
+func noTake(t *testing.T) *fakeStore {
+	return &fakeStore{take: func(key, _ string, _ bucket.Tokens) (bucket.Result, error) {
 		t.Errorf("Take(%q) called; the request should have been refused before", key)
 		return bucket.Result{}, errors.New("unexpected take")
 	}}
@@ -372,7 +363,7 @@ func TestTakeErrors(t *testing.T) {
 
 func TestPanicIsInternalError(t *testing.T) {
 	t.Parallel()
-	f := &fakeLimiter{take: func(string, string, bucket.Tokens) (bucket.Result, error) {
+	f := &fakeStore{take: func(string, string, bucket.Tokens) (bucket.Result, error) {
 		panic("store bug")
 	}}
 	var logs bytes.Buffer

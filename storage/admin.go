@@ -14,22 +14,22 @@ func (db *DB) Reset(key, policy string) (bool, error) {
 		n, err := db.Delete(key)
 		return n > 0, err
 	}
-	s := db.table.shard(key)
+	s, pg := db.table.locate(key)
 	s.mu.Lock()
 	if db.closed.Load() {
 		s.mu.Unlock()
 		return false, bucket.ErrClosed
 	}
 	existed := false
-	if e := s.m[key]; e != nil {
+	if e := s.m[pg][key]; e != nil {
 		if b := e.find(policy); b != nil {
 			existed = !b.isFull(db.now())
 			e.remove(policy)
 			if len(e.subs) == 0 {
-				delete(s.m, key)
+				delete(s.m[pg], key)
 				db.keys.Add(-1)
 			}
-			s.dirty[e.key] = struct{}{}
+			s.markLocked(pg)
 		}
 	}
 	s.mu.Unlock()
@@ -51,17 +51,17 @@ func (db *DB) Set(key, policy string, tokens bucket.Tokens) (bucket.Result, erro
 		return bucket.Result{}, err
 	}
 	p := pe.Policy
-	s := db.table.shard(key)
+	s, pg := db.table.locate(key)
 	s.mu.Lock()
 	if db.closed.Load() {
 		s.mu.Unlock()
 		return bucket.Result{}, bucket.ErrClosed
 	}
 	now := db.now()
-	e := s.m[key]
+	e := s.m[pg][key]
 	if e == nil {
 		e = newEntry(strings.Clone(key))
-		s.m[e.key] = e
+		s.m[pg][e.key] = e
 		db.keys.Add(1)
 	}
 	b := e.find(p.Name)
@@ -74,6 +74,7 @@ func (db *DB) Set(key, policy string, tokens bucket.Tokens) (bucket.Result, erro
 		b.states[i] = bucket.Set(l, now, tokens)
 	}
 	b.touch(now, b.untilFull(now))
+	e.cached = false
 	res := bucket.Result{Policy: p}
 	if len(p.Limits) > 1 {
 		res.Limits = make([]bucket.Decision, len(p.Limits))
@@ -85,11 +86,11 @@ func (db *DB) Set(key, policy string, tokens bucket.Tokens) (bucket.Result, erro
 	if b.isFull(now) {
 		e.remove(p.Name)
 		if len(e.subs) == 0 {
-			delete(s.m, e.key)
+			delete(s.m[pg], e.key)
 			db.keys.Add(-1)
 		}
 	}
-	s.dirty[e.key] = struct{}{}
+	s.markLocked(pg)
 	s.mu.Unlock()
 	if db.sync == SyncAlways {
 		return res, db.waitFlush(false)
@@ -120,9 +121,11 @@ func (db *DB) Keys(prefix, after string, limit int) (keys []string, next string,
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
 		s.mu.Lock()
-		for k, e := range s.m {
-			if k > after && strings.HasPrefix(k, prefix) && e.liveAt(now) {
-				keys = append(keys, k)
+		for _, m := range s.m {
+			for k, e := range m {
+				if k > after && strings.HasPrefix(k, prefix) && e.liveAt(now) {
+					keys = append(keys, k)
+				}
 			}
 		}
 		s.mu.Unlock()

@@ -12,7 +12,8 @@
 package storage
 
 import (
-	"bytes"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -92,11 +93,18 @@ var (
 	ErrNotDatabase = errors.New("not a bucketd database")
 )
 
-// The bbolt buckets: bucket state by key, and overrides by policy NUL key.
+// The bbolt buckets: pages of bucket state by page id, overrides by policy
+// NUL key, and the file's metadata.
 var (
-	bucketsName   = []byte("buckets")
+	pagesName     = []byte("pages")
 	overridesName = []byte("overrides")
+	metaName      = []byte("meta")
+	seedKey       = []byte("seed")
+	formatKey     = []byte("format")
 )
+
+// fileFormat is the layout of the file, stored in meta: pages of pageCount.
+const fileFormat = 1
 
 // DB is the bucket store. Open one with Open; Close it when done.
 type DB struct {
@@ -113,6 +121,10 @@ type DB struct {
 	lastSave atomic.Int64 // Unix ns of the last successful flush
 
 	flushMu sync.Mutex // serializes flushes and FlushAll, so disk writes stay in order
+
+	failFlush func() error // tests only: makes a flush's transaction fail
+	arena     []byte       // the pages of the last flush, reused; guarded by flushMu
+	writes    []pageWrite  // the same
 
 	mu        sync.Mutex // guards pending and finalized
 	pending   *flushWait // the flush that will carry changes made now
@@ -154,13 +166,13 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	bdb, err := openBolt(path, opts.LockTimeout)
+	bdb, seed, err := openBolt(path, opts.LockTimeout)
 	if err != nil {
 		return nil, err
 	}
 	db := &DB{
 		bolt:  bdb,
-		table: newTable(),
+		table: newTable(seed),
 		now:   opts.Now,
 		log:   opts.Logger,
 		sync:  opts.Sync,
@@ -179,13 +191,13 @@ func Open(path string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-func openBolt(path string, timeout time.Duration) (*bolt.DB, error) {
+func openBolt(path string, timeout time.Duration) (*bolt.DB, uint64, error) {
 	name := filepath.Base(path)
 	if dir := filepath.Dir(path); dir != "" {
 		if fi, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("storage: data directory: %w", err)
+			return nil, 0, fmt.Errorf("storage: data directory: %w", err)
 		} else if !fi.IsDir() {
-			return nil, fmt.Errorf("storage: data directory %s is not a directory", dir)
+			return nil, 0, fmt.Errorf("storage: data directory %s is not a directory", dir)
 		}
 	}
 	// The freelist is rebuilt at open rather than written at every commit:
@@ -193,64 +205,115 @@ func openBolt(path string, timeout time.Duration) (*bolt.DB, error) {
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, fmt.Errorf("storage: %s is %w", name, ErrInUse)
+		return nil, 0, fmt.Errorf("storage: %s is %w", name, ErrInUse)
 	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
 		errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrInvalidMapping):
-		return nil, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
+		return nil, 0, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
 	case err != nil:
 		if strings.Contains(err.Error(), "file size too small") {
-			return nil, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
+			return nil, 0, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
 		}
-		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+		return nil, 0, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	if err := bdb.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketsName); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(overridesName)
+	var seed uint64
+	err = bdb.Update(func(tx *bolt.Tx) (err error) {
+		seed, err = prepare(tx)
 		return err
-	}); err != nil {
+	})
+	if err != nil {
 		bdb.Close()
-		if errors.Is(err, bolterrors.ErrIncompatibleValue) {
-			return nil, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
+		if errors.Is(err, ErrNotDatabase) {
+			return nil, 0, fmt.Errorf("storage: %s is %w", name, err)
 		}
-		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+		return nil, 0, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	return bdb, nil
+	return bdb, seed, nil
 }
 
-// load reads every stored bucket into the table, and deletes from disk
-// those that have refilled while the file was closed.
+// prepare creates bucketd's bbolt buckets in a new file, or checks them in
+// an old one, and returns the file's hash seed.
+func prepare(tx *bolt.Tx) (uint64, error) {
+	meta := tx.Bucket(metaName)
+	if meta == nil {
+		other := false
+		if err := tx.ForEach(func([]byte, *bolt.Bucket) error { other = true; return nil }); err != nil {
+			return 0, err
+		}
+		if other {
+			return 0, fmt.Errorf("%w (a bbolt file of some other program)", ErrNotDatabase)
+		}
+		var err error
+		if meta, err = tx.CreateBucket(metaName); err != nil {
+			return 0, err
+		}
+		var seed [8]byte
+		if _, err := rand.Read(seed[:]); err != nil {
+			return 0, err
+		}
+		if err := meta.Put(seedKey, seed[:]); err != nil {
+			return 0, err
+		}
+		if err := meta.Put(formatKey, []byte{fileFormat}); err != nil {
+			return 0, err
+		}
+	}
+	if f := meta.Get(formatKey); len(f) != 1 || f[0] != fileFormat {
+		return 0, fmt.Errorf("%w (unknown format %x)", ErrNotDatabase, f)
+	}
+	seed := meta.Get(seedKey)
+	if len(seed) != 8 {
+		return 0, fmt.Errorf("%w (bad seed)", ErrNotDatabase)
+	}
+	for _, name := range [][]byte{pagesName, overridesName} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			if errors.Is(err, bolterrors.ErrIncompatibleValue) {
+				return 0, fmt.Errorf("%w (%v)", ErrNotDatabase, err)
+			}
+			return 0, err
+		}
+	}
+	return binary.LittleEndian.Uint64(seed), nil
+}
+
+// load reads every stored bucket into the table. Buckets that refilled
+// while the file was closed are left out, and their pages rewritten at the
+// first flush.
 func (db *DB) load() error {
 	now := db.now()
-	var full [][]byte
-	bad := 0
+	refilled, bad := 0, 0
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketsName).ForEach(func(k, v []byte) error {
-			e, err := decode(v)
+		return tx.Bucket(pagesName).ForEach(func(id, page []byte) error {
+			err := decodePage(page, func(k, rec []byte) error {
+				e, err := decode(rec)
+				if err != nil {
+					bad++
+					db.log.Warn("storage: skipping unreadable bucket", "key", string(k), "err", err)
+					return nil
+				}
+				e.key = string(k)
+				s, pg := db.table.locate(e.key)
+				for _, b := range slices.Clone(e.subs) {
+					if b.isFull(now) {
+						e.remove(b.policy.Name)
+						s.markLocked(pg)
+					} else {
+						b.fullAt = now.UnixNano() + int64(b.untilFull(now))
+					}
+				}
+				if len(e.subs) == 0 {
+					refilled++
+					return nil
+				}
+				if s.m[pg][e.key] == nil {
+					db.keys.Add(1)
+				}
+				s.m[pg][e.key] = e
+				return nil
+			})
 			if err != nil {
 				bad++
-				db.log.Warn("storage: skipping unreadable bucket", "key", string(k), "err", err)
-				return nil
+				db.log.Warn("storage: skipping the rest of an unreadable page", "page", fmt.Sprintf("%x", id), "err", err)
 			}
-			refilled := false
-			for _, b := range slices.Clone(e.subs) {
-				if b.isFull(now) {
-					refilled = e.remove(b.policy.Name)
-				} else {
-					b.fullAt = now.UnixNano() + int64(b.untilFull(now))
-				}
-			}
-			if len(e.subs) == 0 {
-				full = append(full, cloneBytes(k))
-				return nil
-			}
-			e.key = string(k)
-			if refilled { // some of its buckets are full: rewrite it at the next flush
-				db.table.shard(e.key).dirty[e.key] = struct{}{}
-			}
-			db.table.shard(e.key).m[e.key] = e
-			db.keys.Add(1)
 			return nil
 		})
 	})
@@ -260,26 +323,13 @@ func (db *DB) load() error {
 	if err != nil {
 		return fmt.Errorf("storage: load: %w", err)
 	}
-	if len(full) > 0 {
-		err = db.bolt.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketsName)
-			for _, k := range full {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("storage: load: %w", err)
-		}
-	}
-	db.log.Debug("storage: loaded", "buckets", db.keys.Load(), "refilled", len(full), "unreadable", bad)
+	db.log.Debug("storage: loaded", "buckets", db.keys.Load(), "refilled", refilled, "unreadable", bad)
 	return nil
 }
 
-// cloneBytes copies b out of a bbolt transaction.
-func cloneBytes(b []byte) []byte { return append([]byte(nil), b...) }
+// sweepEvery is about how often the flusher drops the buckets that have
+// refilled.
+const sweepEvery = 5 * time.Second
 
 // flusher writes changed buckets every interval, and whenever a caller
 // waits for a flush; it makes the final flush when the DB closes.
@@ -287,13 +337,18 @@ func (db *DB) flusher() {
 	defer close(db.done)
 	tick := time.NewTicker(db.every)
 	defer tick.Stop()
+	// The sweep visits every bucket, so it runs only every sweepEvery:
+	// until then a full bucket waits in memory, answering as full.
+	ticksPerSweep := max(1, int(sweepEvery/db.every))
+	ticks := 0
 	sweep := false // whether this flush also drops the refilled buckets
 	for {
 		select {
 		case <-db.stop:
 			return
 		case <-tick.C:
-			sweep = true
+			ticks++
+			sweep = ticks%ticksPerSweep == 0
 		case <-db.kick:
 		}
 		db.mu.Lock()
@@ -340,20 +395,30 @@ func (db *DB) waitFlush(sweep bool) error {
 	return w.err
 }
 
-// write is one key to put (val != nil) or delete.
-type write struct {
-	key []byte
-	val []byte
+// pageWrite is one page to write: arena[off:end], or a delete if empty.
+type pageWrite struct {
+	id       uint16
+	off, end int
 }
 
-// flush writes every changed bucket in one transaction, after dropping
-// the buckets that have refilled if sweep is set. On failure the changes
-// stay dirty, to be written by the next flush.
+// pageKey is a page's bbolt key: its id, big-endian, so that a flush puts
+// pages in key order.
+func pageKey(id uint16) []byte { return []byte{byte(id >> 8), byte(id)} }
+
+// flush writes every changed page in one transaction, after dropping the
+// buckets that have refilled if sweep is set. On failure the pages stay
+// dirty, to be written by the next flush.
 func (db *DB) flush(sweep bool) error {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
 	now := db.now()
-	var writes []write
+	writes := db.writes[:0]
+	arena := db.arena[:0]
+	defer func() { // keep the buffers for the next flush, unless one was huge
+		if cap(arena) <= 64<<20 {
+			db.arena, db.writes = arena[:0], writes[:0]
+		}
+	}()
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
 		s.mu.Lock()
@@ -361,14 +426,15 @@ func (db *DB) flush(sweep bool) error {
 		if sweep {
 			dropped = s.sweepLocked(now)
 		}
-		for k := range s.dirty {
-			w := write{key: []byte(k)}
-			if e := s.m[k]; e != nil {
-				w.val = encode(nil, e)
+		for pg := range pagesPerShard {
+			if s.dirty&(1<<pg) == 0 {
+				continue
 			}
-			writes = append(writes, w)
+			off := len(arena)
+			arena = s.appendPage(arena, pg)
+			writes = append(writes, pageWrite{id: uint16(i*pagesPerShard + pg), off: off, end: len(arena)})
 		}
-		clear(s.dirty)
+		s.dirty = 0
 		s.mu.Unlock()
 		db.keys.Add(-int64(dropped))
 	}
@@ -376,17 +442,19 @@ func (db *DB) flush(sweep bool) error {
 		db.lastSave.Store(now.UnixNano())
 		return nil
 	}
-	// bbolt inserts in key order cheaply; in random order each put moves
-	// the rest of its node, which is quadratic in a large flush.
-	slices.SortFunc(writes, func(a, b write) int { return bytes.Compare(a.key, b.key) })
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketsName)
+		if db.failFlush != nil {
+			if err := db.failFlush(); err != nil {
+				return err
+			}
+		}
+		b := tx.Bucket(pagesName)
 		for _, w := range writes {
 			var err error
-			if w.val == nil {
-				err = b.Delete(w.key)
+			if w.off == w.end {
+				err = b.Delete(pageKey(w.id))
 			} else {
-				err = b.Put(w.key, w.val)
+				err = b.Put(pageKey(w.id), arena[w.off:w.end])
 			}
 			if err != nil {
 				return err
@@ -396,9 +464,9 @@ func (db *DB) flush(sweep bool) error {
 	})
 	if err != nil {
 		for _, w := range writes { // keep them for the next flush
-			s := db.table.shard(string(w.key))
+			s := &db.table.shards[int(w.id)/pagesPerShard]
 			s.mu.Lock()
-			s.dirty[string(w.key)] = struct{}{}
+			s.markLocked(int(w.id) % pagesPerShard)
 			s.mu.Unlock()
 		}
 		return fmt.Errorf("storage: flush: %w", err)

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -57,15 +58,29 @@ func mustOpenAt(t testing.TB, path string, opts Options) *DB {
 // onDisk returns the records db has committed, read in a bbolt transaction.
 func onDisk(t testing.TB, db *DB) map[string][]byte {
 	t.Helper()
-	recs := make(map[string][]byte)
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketsName).ForEach(func(k, v []byte) error {
-			recs[string(k)] = bytes.Clone(v)
-			return nil
-		})
+	var recs map[string][]byte
+	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+		recs, err = pageRecords(tx)
+		return err
 	})
 	require.NoError(t, err)
 	return recs
+}
+
+// pageRecords returns every key's record in the pages of tx.
+func pageRecords(tx *bolt.Tx) (map[string][]byte, error) {
+	recs := make(map[string][]byte)
+	b := tx.Bucket(pagesName)
+	if b == nil {
+		return nil, fmt.Errorf("the file has no %q bucket", pagesName)
+	}
+	err := b.ForEach(func(_, page []byte) error {
+		return decodePage(page, func(k, rec []byte) error {
+			recs[string(k)] = bytes.Clone(rec)
+			return nil
+		})
+	})
+	return recs, err
 }
 
 // readRecord returns key's committed record; nil if there is none. Unlike
@@ -73,8 +88,9 @@ func onDisk(t testing.TB, db *DB) map[string][]byte {
 func readRecord(db *DB, key string) ([]byte, error) {
 	var v []byte
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		v = bytes.Clone(tx.Bucket(bucketsName).Get([]byte(key)))
-		return nil
+		recs, err := pageRecords(tx)
+		v = recs[key]
+		return err
 	})
 	return v, err
 }
@@ -85,14 +101,10 @@ func fileRecords(t testing.TB, path string) map[string][]byte {
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	require.NoError(t, err)
 	defer bdb.Close()
-	recs := make(map[string][]byte)
-	err = bdb.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketsName)
-		require.NotNil(t, b, "the file has no %q bucket", bucketsName)
-		return b.ForEach(func(k, v []byte) error {
-			recs[string(k)] = bytes.Clone(v)
-			return nil
-		})
+	var recs map[string][]byte
+	err = bdb.View(func(tx *bolt.Tx) (err error) {
+		recs, err = pageRecords(tx)
+		return err
 	})
 	require.NoError(t, err)
 	return recs

@@ -52,13 +52,13 @@ func (db *DB) take(key string, p bucket.Policy, cost bucket.Tokens, each []bucke
 	if err := checkKey(key); err != nil {
 		return bucket.Decision{}, err
 	}
-	s := db.table.shard(key)
+	s, pg := db.table.locate(key)
 	s.mu.Lock()
 	if db.closed.Load() {
 		s.mu.Unlock()
 		return bucket.Decision{}, bucket.ErrClosed
 	}
-	d, changed, created := s.takeLocked(key, p, db.now(), cost, each)
+	d, changed, created := s.takeLocked(pg, key, p, db.now(), cost, each)
 	if created {
 		db.keys.Add(1) // under the lock, so FlushAll cannot come between
 	}
@@ -84,13 +84,13 @@ func checkKey(key string) error {
 // when it has none, its first bucket), and false when there is none (a
 // missing bucket is full).
 func (db *DB) Peek(key string) (bucket.Snapshot, bool, error) {
-	s := db.table.shard(key)
+	s, pg := db.table.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if db.closed.Load() {
 		return bucket.Snapshot{}, false, bucket.ErrClosed
 	}
-	e := s.m[key]
+	e := s.m[pg][key]
 	if e == nil {
 		return bucket.Snapshot{}, false, nil
 	}
@@ -115,15 +115,15 @@ func (db *DB) Peek(key string) (bucket.Snapshot, bool, error) {
 func (db *DB) Delete(keys ...string) (int, error) {
 	n := 0
 	for _, key := range keys {
-		s := db.table.shard(key)
+		s, pg := db.table.locate(key)
 		s.mu.Lock()
 		if db.closed.Load() {
 			s.mu.Unlock()
 			return n, bucket.ErrClosed
 		}
-		if e := s.m[key]; e != nil {
-			delete(s.m, key)
-			s.dirty[e.key] = struct{}{}
+		if e := s.m[pg][key]; e != nil {
+			delete(s.m[pg], key)
+			s.markLocked(pg)
 			db.keys.Add(-1)
 			if e.liveAt(db.now().UnixNano()) {
 				n++
@@ -153,9 +153,11 @@ func (db *DB) Scan(cursor uint64, count int) (keys []string, next uint64, err er
 	for ; i < shardCount && len(keys) < count; i++ {
 		s := &db.table.shards[i]
 		s.mu.Lock()
-		for k, e := range s.m {
-			if e.liveAt(now) {
-				keys = append(keys, k)
+		for _, m := range s.m {
+			for k, e := range m {
+				if e.liveAt(now) {
+					keys = append(keys, k)
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -185,10 +187,10 @@ func (db *DB) FlushAll() error {
 		}
 	}()
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketsName); err != nil {
+		if err := tx.DeleteBucket(pagesName); err != nil {
 			return err
 		}
-		_, err := tx.CreateBucket(bucketsName)
+		_, err := tx.CreateBucket(pagesName)
 		return err
 	})
 	if err != nil {
@@ -196,8 +198,10 @@ func (db *DB) FlushAll() error {
 	}
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
-		clear(s.m)
-		clear(s.dirty)
+		for _, m := range s.m {
+			clear(m)
+		}
+		s.dirty = 0
 	}
 	db.keys.Store(0)
 	return nil

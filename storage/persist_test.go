@@ -2,6 +2,8 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -171,7 +173,8 @@ func TestLoadRefillsForDowntime(t *testing.T) {
 			require.Equal(t, tt.wantKept, ok)
 			if !tt.wantKept {
 				assert.Equal(t, 0, db.Len())
-				assert.Empty(t, onDisk(t, db), "a bucket refilled while down is deleted at load")
+				require.NoError(t, db.Save())
+				assert.Empty(t, onDisk(t, db), "a bucket refilled while down is deleted by the first flush")
 				res, err := db.Take("k", "", tok(5))
 				require.NoError(t, err)
 				assert.True(t, res.Allowed, "it is full")
@@ -224,7 +227,9 @@ func tableLen(db *DB) int {
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
 		s.mu.Lock()
-		n += len(s.m)
+		for _, m := range s.m {
+			n += len(m)
+		}
 		s.mu.Unlock()
 	}
 	return n
@@ -249,19 +254,18 @@ func TestCorruptRecordsAreSkipped(t *testing.T) {
 		"garbage":     []byte("not a record at all"),
 	}
 	path := filepath.Join(t.TempDir(), "bucketd.db")
+	require.NoError(t, mustOpenAt(t, path, testOptions(newClock(t0))).Close())
 	bdb, err := bolt.Open(path, 0o600, nil)
 	require.NoError(t, err)
 	require.NoError(t, bdb.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucket(bucketsName)
-		if err != nil {
-			return err
-		}
+		var page []byte
 		for k, v := range recs {
-			if err := b.Put([]byte(k), v); err != nil {
-				return err
-			}
+			page = binary.AppendUvarint(page, uint64(len(k)))
+			page = append(page, k...)
+			page = binary.LittleEndian.AppendUint32(page, uint32(len(v)))
+			page = append(page, v...)
 		}
-		return nil
+		return tx.Bucket(pagesName).Put(pageKey(7), page)
 	}))
 	require.NoError(t, bdb.Close())
 
@@ -349,10 +353,9 @@ func TestOpenErrors(t *testing.T) {
 		})
 	}
 
-	db, err := Open(foreign, Options{})
-	require.NoError(t, err, "a bbolt file without our bucket gets one")
-	assert.Equal(t, 0, db.Len())
-	require.NoError(t, db.Close())
+	_, err = Open(foreign, Options{})
+	require.ErrorIs(t, err, ErrNotDatabase, "a bbolt file of another program is refused, not written to")
+	assert.Contains(t, err.Error(), "foreign.db is not a bucketd database")
 }
 
 func TestOpenZeroLengthFile(t *testing.T) {
@@ -429,30 +432,19 @@ func TestFlushErrorKeepsChangesDirty(t *testing.T) {
 	_, err := db.Take("a", "", tok(1))
 	require.NoError(t, err)
 
-	// bbolt refuses an empty key: put one in the table behind the API's
-	// back, so that the flush transaction fails.
-	bad := testEntry("default", t0.UnixNano(), []bucket.Limit{DefaultLimit}, []bucket.State{{At: t0.UnixNano()}})
-	bad.subs[0].fullAt = t0.Add(time.Hour).UnixNano()
-	s := db.table.shard("")
-	s.mu.Lock()
-	s.m[""] = bad
-	s.dirty[""] = struct{}{}
-	s.mu.Unlock()
-
+	// Make the flush transaction fail.
+	db.failFlush = func() error { return errors.New("disk on fire") }
 	err = db.Save()
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "storage: flush:")
+	assert.Contains(t, err.Error(), "storage: flush: disk on fire")
 	assert.Empty(t, onDisk(t, db), "the failed transaction wrote nothing")
-	sa := db.table.shard("a")
+	sa, pg := db.table.locate("a")
 	sa.mu.Lock()
-	_, dirty := sa.dirty["a"]
+	dirty := sa.dirty&(1<<pg) != 0
 	sa.mu.Unlock()
 	assert.True(t, dirty, "the change to a waits for the next flush")
 
-	s.mu.Lock()
-	delete(s.m, "")
-	delete(s.dirty, "")
-	s.mu.Unlock()
+	db.failFlush = nil
 	require.NoError(t, db.Save())
 	assert.Equal(t, tok(4), diskTokens(t, onDisk(t, db), "a"))
 }

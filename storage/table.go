@@ -1,7 +1,8 @@
 package storage
 
 import (
-	"hash/maphash"
+	"encoding/binary"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -21,6 +22,11 @@ type entry struct {
 	subs  []*sub
 	first sub     // the first bucket, allocated with the entry
 	arr   [1]*sub // backing array of subs for one bucket
+	// rec is the stored form of the entry (see encode) when cached is
+	// set: a flush copies it instead of encoding again. Every change
+	// clears cached.
+	rec    []byte
+	cached bool
 }
 
 // sub is one bucket: the limits it was last changed under and a state per
@@ -60,6 +66,7 @@ func (e *entry) add(p bucket.Policy) *sub {
 	}
 	s.setPolicy(p)
 	e.subs = append(e.subs, s)
+	e.cached = false
 	return s
 }
 
@@ -69,6 +76,7 @@ func (e *entry) remove(policy string) bool {
 	for i, s := range e.subs {
 		if s.policy.Name == policy {
 			e.subs = slices.Delete(e.subs, i, i+1)
+			e.cached = false
 			return true
 		}
 	}
@@ -86,41 +94,75 @@ func (s *sub) setPolicy(p bucket.Policy) {
 	}
 }
 
+// pagesPerShard is the number of pages of a shard. A page is the unit of
+// persistence: the buckets of its keys are written together as one bbolt
+// value, so a flush costs a sequential write per changed page, not a
+// B+tree update per changed key.
+const pagesPerShard = 16
+
+// pageCount is the number of pages in the file.
+const pageCount = shardCount * pagesPerShard
+
 // shard is one part of the table.
 type shard struct {
 	mu sync.Mutex // guards m and dirty
-	m  map[string]*entry
-	// dirty holds the keys changed since the last flush: those in m are
-	// written, the others deleted.
-	dirty map[string]struct{}
+	m  [pagesPerShard]map[string]*entry
+	// dirty has bit i set when page i changed since the last flush.
+	dirty uint16
 	_     [64]byte // keep shards on separate cache lines
 }
 
 // table is the in-memory state of every bucket that is not full.
 type table struct {
-	seed   maphash.Seed
+	seed   uint64 // the file's hash seed: where a key lives is stable across restarts
 	shards [shardCount]shard
 }
 
-func newTable() *table {
-	t := &table{seed: maphash.MakeSeed()}
+func newTable(seed uint64) *table {
+	t := &table{seed: seed}
 	for i := range t.shards {
-		t.shards[i].m = make(map[string]*entry)
-		t.shards[i].dirty = make(map[string]struct{})
+		for j := range t.shards[i].m {
+			t.shards[i].m[j] = make(map[string]*entry)
+		}
 	}
 	return t
 }
 
-func (t *table) shard(key string) *shard {
-	return &t.shards[maphash.String(t.seed, key)%shardCount]
+// hash is FNV-1a over the file's seed and the key: stable, so that a key's
+// page is the same after a restart, and seeded, so that keys cannot be
+// chosen to crowd one shard without knowing the seed.
+func (t *table) hash(key string) uint64 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	for i := 0; i < 8; i++ {
+		h ^= (t.seed >> (8 * i)) & 0xff
+		h *= prime
+	}
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= prime
+	}
+	return h ^ h>>29
 }
+
+// locate returns key's shard and its page within the shard.
+func (t *table) locate(key string) (*shard, int) {
+	h := t.hash(key)
+	return &t.shards[h%shardCount], int(h/shardCount) % pagesPerShard
+}
+
+// get returns key's entry in page pg, or nil. s.mu must be held.
+func (s *shard) get(pg int, key string) *entry { return s.m[pg][key] }
+
+// markLocked records that page pg changed. s.mu must be held.
+func (s *shard) markLocked(pg int) { s.dirty |= 1 << pg }
 
 // takeLocked takes cost from key's bucket under p at now. It reports whether
 // the bucket changed, in which case key is marked dirty, and whether the
 // key's entry was created. each receives the per-limit decisions when not
 // nil. s.mu must be held.
-func (s *shard) takeLocked(key string, p bucket.Policy, now time.Time, cost bucket.Tokens, each []bucket.Decision) (d bucket.Decision, changed, created bool) {
-	e := s.m[key]
+func (s *shard) takeLocked(pg int, key string, p bucket.Policy, now time.Time, cost bucket.Tokens, each []bucket.Decision) (d bucket.Decision, changed, created bool) {
+	e := s.m[pg][key]
 	var b *sub
 	if e != nil {
 		b = e.find(p.Name)
@@ -134,7 +176,7 @@ func (s *shard) takeLocked(key string, p bucket.Policy, now time.Time, cost buck
 	}
 	if e == nil {
 		e = newEntry(string([]byte(key))) // an owned copy: key may point into a request buffer
-		s.m[e.key] = e
+		s.m[pg][e.key] = e
 		created = true
 	}
 	if b == nil {
@@ -144,7 +186,8 @@ func (s *shard) takeLocked(key string, p bucket.Policy, now time.Time, cost buck
 	}
 	copy(b.states, states)
 	b.touch(now, d.ResetAfter)
-	s.dirty[e.key] = struct{}{}
+	e.cached = false
+	s.markLocked(pg)
 	return d, true, created
 }
 
@@ -201,29 +244,71 @@ func (b *sub) untilFull(now time.Time) time.Duration {
 }
 
 // sweepLocked drops the buckets that have refilled to capacity, and the
-// entries left with none, marking them dirty so that the flush writes or
-// deletes them on disk too. It returns how many entries it dropped. s.mu
-// must be held.
+// entries left with none, marking their pages dirty so that the flush
+// writes them without. It returns how many entries it dropped. s.mu must
+// be held.
 func (s *shard) sweepLocked(now time.Time) (dropped int) {
 	t := now.UnixNano()
-	for k, e := range s.m {
-		changed := false
-		for i := 0; i < len(e.subs); {
-			if b := e.subs[i]; t >= b.fullAt && b.isFull(now) {
-				e.subs = slices.Delete(e.subs, i, i+1)
-				changed = true
+	for pg, m := range s.m {
+		for k, e := range m {
+			changed := false
+			for i := 0; i < len(e.subs); {
+				if b := e.subs[i]; t >= b.fullAt && b.isFull(now) {
+					e.subs = slices.Delete(e.subs, i, i+1)
+					e.cached = false
+					changed = true
+					continue
+				}
+				i++
+			}
+			if !changed {
 				continue
 			}
-			i++
+			if len(e.subs) == 0 {
+				delete(m, k)
+				dropped++
+			}
+			s.markLocked(pg)
 		}
-		if !changed {
-			continue
-		}
-		if len(e.subs) == 0 {
-			delete(s.m, k)
-			dropped++
-		}
-		s.dirty[k] = struct{}{}
 	}
 	return dropped
+}
+
+// appendPage appends the stored form of page pg to b: for each entry,
+// uvarint len(key), key, uint32 len(record) little-endian, record (see
+// encode), the record encoded in place.
+func (s *shard) appendPage(b []byte, pg int) []byte {
+	for k, e := range s.m[pg] {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		if !e.cached {
+			e.rec = encode(e.rec[:0], e)
+			e.cached = true
+		}
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(e.rec)))
+		b = append(b, e.rec...)
+	}
+	return b
+}
+
+// decodePage calls f with each key and record of a page written by
+// appendPage. The slices point into b.
+func decodePage(b []byte, f func(key, rec []byte) error) error {
+	for len(b) > 0 {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > uint64(len(b)-w) {
+			return fmt.Errorf("%w: page cut short", errCorrupt)
+		}
+		key := b[w : w+int(n)]
+		b = b[w+int(n):]
+		if len(b) < 4 || uint64(binary.LittleEndian.Uint32(b)) > uint64(len(b)-4) {
+			return fmt.Errorf("%w: page cut short", errCorrupt)
+		}
+		rec := b[4 : 4+binary.LittleEndian.Uint32(b)]
+		b = b[4+len(rec):]
+		if err := f(key, rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
