@@ -48,6 +48,7 @@ type config struct {
 	httpAddr     string
 	respAddr     string
 	requirePass  string
+	adminToken   string
 	maxClients   int
 	idleTimeout  time.Duration
 	data         string
@@ -84,6 +85,7 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8000", "HTTP listen `address`")
 	fs.StringVar(&c.respAddr, "resp-addr", "127.0.0.1:6379", "Redis-protocol listen `address`; empty turns RESP off")
 	fs.StringVar(&c.requirePass, "requirepass", "", "RESP password: clients must AUTH first (as Redis's requirepass)")
+	fs.StringVar(&c.adminToken, "admin-token", "", "HTTP admin `token`: the /v1 routes that change or list state need Authorization: Bearer <token>")
 	fs.IntVar(&c.maxClients, "maxclients", 10000, "most RESP clients at once")
 	fs.DurationVar(&c.idleTimeout, "timeout", 0, "close RESP clients idle this long; 0 never")
 	fs.StringVar(&c.data, "data", "bucketd.db", "data `file` (bbolt)")
@@ -207,7 +209,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	httpSrv := server.New(db, server.Config{Logger: log, Reload: reload})
+	httpSrv := server.New(db, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken})
 	errc := make(chan error, 2)
 	go func() { errc <- wrap("http", httpSrv.Serve(httpLn)) }()
 	var respSrv *respcompat.Server
@@ -218,6 +220,9 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 			MaxClients:  cfg.maxClients,
 			IdleTimeout: cfg.idleTimeout,
 			Shutdown:    cancel,
+			Info: func() map[string]string {
+				return map[string]string{"data_file": db.Path(), "sync_mode": db.SyncMode().String()}
+			},
 		})
 		go func() { errc <- wrap("resp", respSrv.Serve(respLn)) }()
 	}

@@ -594,3 +594,83 @@ func TestBinarySIGHUPWithoutConfig(t *testing.T) {
 	assert.Equal(t, 429, code, "SIGHUP changed nothing, and bucketd still serves")
 	assert.Equal(t, 0, p.stop(t, syscall.SIGTERM))
 }
+
+// do sends a request with an optional bearer token and JSON body.
+func do(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// startRun runs bucketd in-process and returns its HTTP address and a
+// function that stops it and checks it stopped cleanly.
+func startRun(t *testing.T, args ...string) (string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"--http-addr", "127.0.0.1:0", "--resp-addr", "127.0.0.1:0"}, args...), nil, io.Discard, pw)
+		pw.Close()
+	}()
+	httpAddr, _ := waitStarted(t, pr)
+	return httpAddr, func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("run did not return after cancel")
+		}
+	}
+}
+
+func TestRunAdminTokenAndOverridesSurviveRestart(t *testing.T) {
+	args := []string{"--data", filepath.Join(t.TempDir(), "b.db"), "--capacity", "2", "--rate", "1/h", "--admin-token", "s3cret"}
+	addr, stop := startRun(t, args...)
+	url := "http://" + addr + "/v1/overrides/joe"
+	override := `{"limits":[{"capacity":4,"rate":"1/h"}]}`
+
+	code, body := do(t, "PUT", url, "", override)
+	assert.Equal(t, 401, code, body)
+	code, body = do(t, "PUT", url, "wrong", override)
+	assert.Equal(t, 401, code, body)
+	code, body = do(t, "PUT", url, "s3cret", override)
+	require.Equal(t, 200, code, body)
+
+	for i := range 3 {
+		code, _ := get(t, "http://"+addr+"/joe")
+		assert.Equal(t, 200, code, "take %d under joe's override of capacity 4", i)
+	}
+	code, _ = get(t, "http://"+addr+"/ann")
+	assert.Equal(t, 200, code)
+	stop()
+
+	addr, stop = startRun(t, args...)
+	defer stop()
+	code, body = get(t, "http://"+addr+"/v1/overrides/joe")
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `{"key":"joe","policy":"default","limits":[{"capacity":4,"rate":"1/h"}]}`, body, "the override survived the restart")
+	code, _ = get(t, "http://"+addr+"/joe")
+	assert.Equal(t, 200, code, "the 4th token of joe's override")
+	code, _ = get(t, "http://"+addr+"/joe")
+	assert.Equal(t, 429, code, "joe's 3 earlier takes survived the restart too")
+
+	code, body = do(t, "DELETE", "http://"+addr+"/v1/buckets/joe", "s3cret", "")
+	assert.Equal(t, 200, code, body)
+	code, _ = get(t, "http://"+addr+"/joe")
+	assert.Equal(t, 200, code, "reset")
+	code, body = do(t, "DELETE", "http://"+addr+"/v1/overrides/joe", "s3cret", "")
+	assert.Equal(t, 200, code, body)
+	code, _ = get(t, "http://"+addr+"/v1/overrides/joe")
+	assert.Equal(t, 404, code, "the override is gone")
+}
