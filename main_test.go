@@ -208,15 +208,7 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestRunInProcess(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--http-addr", "127.0.0.1:0", "--resp-addr", "127.0.0.1:0", "--data", filepath.Join(dir, "b.db"), "--capacity", "2", "--rate", "1/h"}, nil, io.Discard, pw)
-		pw.Close()
-	}()
-	httpAddr, _ := waitStarted(t, pr)
+	httpAddr, stop := startRun(t, "--data", filepath.Join(t.TempDir(), "b.db"), "--capacity", "2", "--rate", "1/h")
 	for i, want := range []int{200, 200, 429} {
 		code, body := get(t, "http://"+httpAddr+"/joe")
 		assert.Equal(t, want, code, "request %d", i)
@@ -226,13 +218,7 @@ func TestRunInProcess(t *testing.T) {
 			assert.Equal(t, `{"detail":"Too Many Requests"}`, body)
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
+	stop()
 }
 
 func TestRunErrors(t *testing.T) {

@@ -14,8 +14,8 @@ import (
 )
 
 // INFO [section ...]: the sections server, clients, stats, persistence,
-// keyspace and bucketd (Config.Info's fields), in Redis's format. No
-// section, "default", "all" and "everything" give them all; an unknown
+// keyspace, policies and bucketd (Config.Info's fields), in Redis's format.
+// No section, "default", "all" and "everything" give them all; an unknown
 // section gives nothing.
 func cmdInfo(c *conn, args [][]byte) {
 	all := len(args) == 1
@@ -30,8 +30,9 @@ func cmdInfo(c *conn, args [][]byte) {
 	}
 	s := c.s
 	var b strings.Builder
+	wanted := func(name string) bool { return all || want[strings.ToLower(name)] }
 	section := func(name string, fields ...string) {
-		if !all && !want[strings.ToLower(name)] {
+		if !wanted(name) {
 			return
 		}
 		if b.Len() > 0 {
@@ -88,6 +89,9 @@ func cmdInfo(c *conn, args [][]byte) {
 	} else {
 		section("Keyspace")
 	}
+	if wanted("Policies") {
+		section("Policies", policyFields(s.store.Policies())...)
+	}
 	var extra []string
 	if s.cfg.Info != nil {
 		m := s.cfg.Info()
@@ -99,6 +103,32 @@ func cmdInfo(c *conn, args [][]byte) {
 		section("Bucketd", extra...)
 	}
 	c.bulkString(b.String())
+}
+
+// policyFields returns the fields of INFO's Policies section: how many
+// policies there are, the default's name, and a line per policy with its
+// counts since the server started, as Redis's keyspace lines:
+//
+//	policy_free:allowed=120,denied=3,shadow=0
+//
+// denied counts the takes the policy's limits refused, including those a
+// shadow policy allowed anyway.
+func policyFields(ps []bucket.PolicyInfo) []string {
+	def := ""
+	for _, p := range ps {
+		if p.Default {
+			def = p.Name
+		}
+	}
+	fields := make([]string, 0, 4+2*len(ps))
+	fields = append(fields, "policies", strconv.Itoa(len(ps)), "default_policy", oneLine(def))
+	for _, p := range ps {
+		fields = append(fields, "policy_"+oneLine(p.Name),
+			"allowed="+strconv.FormatUint(p.Allowed, 10)+
+				",denied="+strconv.FormatUint(p.Denied, 10)+
+				",shadow="+strconv.FormatInt(b2i(p.Shadow), 10))
+	}
+	return fields
 }
 
 // oneLine keeps an INFO field on its line.
@@ -121,89 +151,146 @@ var configSubs = []subcommand{
 	{"get", -3, configGet},
 	{"set", -4, configSet},
 	{"resetstat", 2, configResetStat},
-	{"rewrite", 2, func(c *conn, args [][]byte) { c.err("ERR The server is running without a config file") }},
+	{"rewrite", 2, func(c *conn, args [][]byte) {
+		c.err("ERR CONFIG REWRITE is not supported: bucketd does not write its configuration; " + reloadHint)
+	}},
 	{"help", 2, func(c *conn, args [][]byte) {
 		c.help("CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-			"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+			"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values,",
+			"    among them default-policy, policies and policy.<name> for each policy.",
 			"SET <directive> <value>", "    Set the configuration <directive> to <value>: capacity and rate of the",
 			"    default policy; maxmemory and maxmemory-policy are accepted and ignored.",
+			"    Policies cannot be set: edit the --config file and reload it.",
 			"RESETSTAT", "    Reset statistics reported by the INFO command.",
-			"REWRITE", "    Not supported: bucketd has no config file to rewrite.",
+			"REWRITE", "    Not supported: bucketd does not write its configuration.",
 			"HELP", "    Print this help.")
 	}},
 }
 
+// reloadHint tells where policies are changed, for the errors of CONFIG
+// SET and REWRITE.
+const reloadHint = "policies come from the --config file: edit it and reload (SIGHUP or POST /v1/reload)"
+
 func cmdConfig(c *conn, args [][]byte) { c.dispatch("config", configSubs, args) }
 
 // configParams are the parameters CONFIG GET knows, in the order it shows
-// them. capacity and rate are the default policy's; the others are what
-// clients and tools ask for (redis-benchmark asks for save and appendonly).
-var configParams = []string{"capacity", "rate", "maxmemory", "maxmemory-policy", "save", "appendonly", "databases", "maxclients", "timeout", "port"}
+// them; policy.<name>, for each policy by name, follows policies. capacity,
+// rate and default-policy are the default policy's; the others after
+// policies are what clients and tools ask for (redis-benchmark asks for
+// save and appendonly).
+var configParams = []string{"capacity", "rate", "default-policy", "policies", "maxmemory", "maxmemory-policy", "save", "appendonly", "databases", "maxclients", "timeout", "port"}
 
-// CONFIG GET parameter [parameter ...]: each a glob pattern, in any case.
+// CONFIG GET parameter [parameter ...]: each a glob pattern, matched in any
+// case; a policy's name keeps its own case in the reply.
 func configGet(c *conn, args [][]byte) {
-	var pol *bucket.Policy
+	patterns := make([]string, len(args)-2)
+	for i, p := range args[2:] {
+		patterns[i] = strings.ToLower(string(p))
+	}
+	matches := func(name string) bool {
+		name = strings.ToLower(name)
+		for _, p := range patterns {
+			if globMatch(name, p) {
+				return true
+			}
+		}
+		return false
+	}
+	var pol *bucket.Policy        // the default policy, once read
+	var infos []bucket.PolicyInfo // every policy, once read
 	var out []string
 	for _, name := range configParams {
-		matched := false
-		for _, p := range args[2:] {
-			if globMatch(name, strings.ToLower(string(p))) {
-				matched = true
-				break
-			}
+		if name == "policies" {
+			infos = c.s.store.Policies()
 		}
-		if !matched {
-			continue
-		}
-		var v string
-		switch name {
-		case "capacity", "rate":
-			if pol == nil {
-				p, err := c.s.store.Policy("")
-				if err != nil {
-					c.writeError(err)
-					return
+		if matches(name) {
+			var v string
+			switch name {
+			case "capacity", "rate", "default-policy":
+				if pol == nil {
+					p, err := c.s.store.Policy("")
+					if err != nil {
+						c.writeError(err)
+						return
+					}
+					pol = &p
 				}
-				pol = &p
-			}
-			vals := make([]string, len(pol.Limits))
-			for i, l := range pol.Limits {
-				if name == "capacity" {
-					vals[i] = l.Capacity.String()
-				} else {
-					vals[i] = l.Rate.String()
+				if name == "default-policy" {
+					v = pol.Name
+					break
+				}
+				vals := make([]string, len(pol.Limits))
+				for i, l := range pol.Limits {
+					if name == "capacity" {
+						vals[i] = l.Capacity.String()
+					} else {
+						vals[i] = l.Rate.String()
+					}
+				}
+				v = strings.Join(vals, " ")
+			case "policies":
+				names := make([]string, len(infos))
+				for i, p := range infos {
+					names[i] = p.Name
+				}
+				v = strings.Join(names, " ") // as Redis lists save's pairs
+			case "maxmemory", "maxmemory-policy":
+				c.s.mu.Lock()
+				v = c.s.maxmemory
+				if name == "maxmemory-policy" {
+					v = c.s.policy
+				}
+				c.s.mu.Unlock()
+			case "save":
+				v = "" // bucketd writes on its own schedule, not Redis's
+			case "appendonly":
+				v = "no"
+			case "databases":
+				v = "1"
+			case "maxclients":
+				v = strconv.Itoa(c.s.cfg.MaxClients)
+			case "timeout":
+				v = strconv.FormatInt(ceilDiv(c.s.cfg.IdleTimeout, time.Second), 10)
+			case "port":
+				v = "0"
+				if a, ok := c.s.addr().(*net.TCPAddr); ok {
+					v = strconv.Itoa(a.Port)
 				}
 			}
-			v = strings.Join(vals, " ")
-		case "maxmemory", "maxmemory-policy":
-			c.s.mu.Lock()
-			v = c.s.maxmemory
-			if name == "maxmemory-policy" {
-				v = c.s.policy
-			}
-			c.s.mu.Unlock()
-		case "save":
-			v = "" // bucketd writes on its own schedule, not Redis's
-		case "appendonly":
-			v = "no"
-		case "databases":
-			v = "1"
-		case "maxclients":
-			v = strconv.Itoa(c.s.cfg.MaxClients)
-		case "timeout":
-			v = strconv.FormatInt(ceilDiv(c.s.cfg.IdleTimeout, time.Second), 10)
-		case "port":
-			v = "0"
-			if a, ok := c.s.addr().(*net.TCPAddr); ok {
-				v = strconv.Itoa(a.Port)
+			out = append(out, name, v)
+		}
+		if name == "policies" {
+			for _, p := range infos {
+				if param := "policy." + p.Name; matches(param) {
+					out = append(out, param, policyValue(p.Policy))
+				}
 			}
 		}
-		out = append(out, name, v)
 	}
 	c.array(len(out))
 	for _, s := range out {
 		c.bulkString(s)
 	}
+}
+
+// policyValue is a policy as CONFIG GET policy.<name> shows it: each limit
+// as CAPACITY@RATE, written as --capacity and --rate take them, separated
+// by commas in the policy's order, then " shadow" for a shadow policy:
+// "5@1/3s", "100@10/s,100000@100000/d", "10@1/s shadow".
+func policyValue(p bucket.Policy) string {
+	var b []byte
+	for i, l := range p.Limits {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = l.Capacity.AppendText(b)
+		b = append(b, '@')
+		b = append(b, l.Rate.String()...)
+	}
+	if p.Shadow {
+		b = append(b, " shadow"...)
+	}
+	return string(b)
 }
 
 var evictionPolicies = []string{"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"}
@@ -212,6 +299,10 @@ var evictionPolicies = []string{"volatile-lru", "volatile-lfu", "volatile-random
 // the default policy's limit (it must have one limit); maxmemory and
 // maxmemory-policy are checked, shown back by CONFIG GET, and otherwise
 // ignored. Nothing is set unless every pair is valid.
+//
+// default-policy, policies and policy.<name> are refused: policies come
+// from the config file, whose reload would undo a change made here, and
+// the Store can only replace them all at once.
 func configSet(c *conn, args [][]byte) {
 	if len(args)%2 != 0 {
 		c.arityErr("config|set")
@@ -259,7 +350,14 @@ func configSet(c *conn, args [][]byte) {
 				return
 			}
 			policy = &v
+		case "default-policy", "policies":
+			failed(name, "can't set immutable config: "+reloadHint)
+			return
 		default:
+			if strings.HasPrefix(name, "policy.") {
+				failed(string(args[i]), "can't set immutable config: "+reloadHint)
+				return
+			}
 			c.err("ERR Unknown option or number of arguments for CONFIG SET - '" + string(args[i]) + "'")
 			return
 		}

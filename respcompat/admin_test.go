@@ -47,7 +47,7 @@ func TestInfo(t *testing.T) {
 	info, err := c.Info(ctx).Result()
 	require.NoError(t, err)
 	sections, f := infoFields(t, info)
-	assert.Equal(t, []string{"Server", "Clients", "Stats", "Persistence", "Keyspace", "Bucketd"}, sections)
+	assert.Equal(t, []string{"Server", "Clients", "Stats", "Persistence", "Keyspace", "Policies", "Bucketd"}, sections)
 	assert.Equal(t, "7.0.0", f["redis_version"])
 	assert.Equal(t, "standalone", f["redis_mode"])
 	assert.Equal(t, ts.addr[strings.LastIndexByte(ts.addr, ':')+1:], f["tcp_port"])
@@ -74,6 +74,7 @@ func TestInfo(t *testing.T) {
 		{[]any{"INFO", "everything"}, sections},
 		{[]any{"INFO", "default"}, sections},
 		{[]any{"INFO", "bucketd"}, []string{"Bucketd"}},
+		{[]any{"INFO", "Policies"}, []string{"Policies"}},
 	} {
 		got, err := c.Do(ctx, tt.args...).Text()
 		require.NoError(t, err)
@@ -129,7 +130,8 @@ func TestConfigGet(t *testing.T) {
 	assert.Equal(t, map[string]string{
 		"capacity": "15", "rate": "1/3s", "maxmemory": "0", "maxmemory-policy": "noeviction",
 		"save": "", "appendonly": "no", "databases": "1", "maxclients": "10000", "timeout": "90",
-		"port": ts.addr[strings.LastIndexByte(ts.addr, ':')+1:],
+		"port": ts.addr[strings.LastIndexByte(ts.addr, ':')+1:], "default-policy": "default", "policies": "burst daily default shadow",
+		"policy.burst": "5@1/s", "policy.daily": "10@1/s,20@20/d", "policy.default": "15@1/3s", "policy.shadow": "1@1/m shadow",
 	}, c.ConfigGet(ctx, "*").Val())
 	assert.Equal(t, map[string]string{"maxmemory": "0", "maxmemory-policy": "noeviction"}, c.ConfigGet(ctx, "MAXMEMORY*").Val())
 	assert.Equal(t, map[string]string{"capacity": "15", "maxclients": "10000", "maxmemory-policy": "noeviction"}, c.ConfigGet(ctx, "?a?*c*").Val())
@@ -185,7 +187,7 @@ func TestConfigSet(t *testing.T) {
 		{[]string{"CONFIG", "SET", "maxmemory-policy", "random"}, "-ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction\r\n"},
 		// Nothing is set unless every pair is valid.
 		{[]string{"CONFIG", "SET", "maxmemory", "1gb", "capacity", "x"}, "-ERR CONFIG SET failed (possibly related to argument 'capacity') - \"x\" is not a decimal number\r\n"},
-		{[]string{"CONFIG", "REWRITE"}, "-ERR The server is running without a config file\r\n"},
+		{[]string{"CONFIG", "REWRITE"}, "-ERR CONFIG REWRITE is not supported: bucketd does not write its configuration; policies come from the --config file: edit it and reload (SIGHUP or POST /v1/reload)\r\n"},
 		{[]string{"CONFIG", "FOO"}, "-ERR unknown subcommand 'FOO'. Try CONFIG HELP.\r\n"},
 		{[]string{"CONFIG"}, "-ERR wrong number of arguments for 'config' command\r\n"},
 	}
@@ -193,7 +195,7 @@ func TestConfigSet(t *testing.T) {
 		assert.Equal(t, tt.want, rc.do(tt.args...), "%q", tt.args)
 	}
 	assert.Equal(t, map[string]string{"maxmemory": "100mb"}, c.ConfigGet(ctx, "maxmemory").Val())
-	assert.True(t, strings.HasPrefix(rc.do("CONFIG", "HELP"), "*12\r\n+CONFIG <subcommand>"))
+	assert.True(t, strings.HasPrefix(rc.do("CONFIG", "HELP"), "*14\r\n+CONFIG <subcommand>"))
 
 	// A default policy of several limits cannot be set from here.
 	ts.store.mu.Lock()
@@ -201,6 +203,130 @@ func TestConfigSet(t *testing.T) {
 	ts.store.mu.Unlock()
 	assert.Equal(t, "-ERR CONFIG SET failed (possibly related to argument 'rate') - the default policy has 2 limits; only a policy of one limit can be set here\r\n",
 		rc.do("CONFIG", "SET", "rate", "1/s"))
+}
+
+// CONFIG GET shows the policies, each in a compact form; CONFIG SET refuses
+// to change them, pointing at the config file.
+func TestConfigPolicies(t *testing.T) {
+	t.Parallel()
+	ts := start(t, Config{})
+	c := ts.client(t)
+	ctx := ctxT(t)
+	rc := ts.raw(t)
+
+	assert.Equal(t, map[string]string{"policies": "burst daily default shadow"}, c.ConfigGet(ctx, "policies").Val())
+	assert.Equal(t, map[string]string{"default-policy": "default"}, c.ConfigGet(ctx, "default-policy").Val())
+	assert.Equal(t, map[string]string{
+		"policy.burst": "5@1/s", "policy.daily": "10@1/s,20@20/d", "policy.default": "15@1/3s", "policy.shadow": "1@1/m shadow",
+	}, c.ConfigGet(ctx, "policy.*").Val())
+	assert.Equal(t, map[string]string{"policy.shadow": "1@1/m shadow"}, c.ConfigGet(ctx, "POLICY.SHADOW").Val(), "patterns in any case")
+	assert.Empty(t, c.ConfigGet(ctx, "policy.gold").Val())
+	// In the server's order: policies, then each policy by name.
+	assert.Equal(t, "*6\r\n$8\r\npolicies\r\n$26\r\nburst daily default shadow\r\n"+
+		"$12\r\npolicy.burst\r\n$5\r\n5@1/s\r\n$12\r\npolicy.daily\r\n$14\r\n10@1/s,20@20/d\r\n",
+		rc.do("CONFIG", "GET", "policy.daily", "POLICIES", "policy.b*"))
+
+	// A reload shows at once: a policy whose name has capitals (which it
+	// keeps in the reply), a fraction of a token, an uncommon period, and
+	// another default, whose first limit capacity and rate show.
+	ts.store.mu.Lock()
+	ts.store.policies["Gold"] = bucket.Policy{Name: "Gold", Limits: []bucket.Limit{{Capacity: 2500 * bucket.Token / 1000, Rate: bucket.Every(90 * time.Second)}}}
+	delete(ts.store.policies, "shadow")
+	ts.store.def = "burst"
+	ts.store.mu.Unlock()
+	assert.Equal(t, map[string]string{
+		"capacity": "5", "rate": "1/s", "default-policy": "burst", "policies": "Gold burst daily default",
+		"policy.Gold": "2.5@1/1m30s", "policy.burst": "5@1/s", "policy.daily": "10@1/s,20@20/d", "policy.default": "15@1/3s",
+	}, getConfig(t, c, "capacity", "rate", "default-policy", "polic*"))
+	assert.Equal(t, map[string]string{"policy.Gold": "2.5@1/1m30s"}, c.ConfigGet(ctx, "policy.gold").Val())
+
+	// Policies cannot be set here: a reload of the file would undo it.
+	const refused = "can't set immutable config: policies come from the --config file: edit it and reload (SIGHUP or POST /v1/reload)"
+	for _, tt := range []struct{ args []string }{
+		{[]string{"CONFIG", "SET", "policy.burst", "10@1/s"}},
+		{[]string{"CONFIG", "SET", "policy.Gold", "1@1/s"}},
+		{[]string{"CONFIG", "SET", "policy.new", "1@1/s"}},
+		{[]string{"CONFIG", "SET", "policies", "burst"}},
+		{[]string{"CONFIG", "SET", "default-policy", "daily"}},
+		{[]string{"CONFIG", "SET", "maxmemory", "1gb", "POLICY.burst", "1@1/s"}},
+	} {
+		name := tt.args[len(tt.args)-2]
+		if !strings.HasPrefix(strings.ToLower(name), "policy.") {
+			name = strings.ToLower(name)
+		}
+		assert.Equal(t, "-ERR CONFIG SET failed (possibly related to argument '"+name+"') - "+refused+"\r\n", rc.do(tt.args...), "%q", tt.args)
+	}
+	err := c.ConfigSet(ctx, "policy.daily", "1@1/s").Err()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "edit it and reload")
+	assert.Equal(t, map[string]string{"maxmemory": "0", "policy.burst": "5@1/s", "default-policy": "burst"},
+		getConfig(t, c, "maxmemory", "policy.burst", "default-policy"), "nothing changed")
+}
+
+func TestPolicyValue(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		p    bucket.Policy
+		want string
+	}{
+		{bucket.Policy{Limits: []bucket.Limit{{Capacity: 5 * bucket.Token, Rate: bucket.Every(3 * time.Second)}}}, "5@1/3s"},
+		{bucket.Policy{Limits: []bucket.Limit{
+			{Capacity: 100 * bucket.Token, Rate: bucket.PerSecond(10)},
+			{Capacity: 100000 * bucket.Token, Rate: bucket.Rate{Tokens: 100000 * bucket.Token, Per: 24 * time.Hour}},
+		}}, "100@10/s,100000@100000/d"},
+		{bucket.Policy{Shadow: true, Limits: []bucket.Limit{{Capacity: bucket.Token / 4, Rate: bucket.Rate{Tokens: bucket.Token / 2, Per: time.Hour}}}}, "0.25@0.5/h shadow"},
+		{bucket.Policy{Limits: []bucket.Limit{{Capacity: 3 * bucket.Token, Rate: bucket.Rate{Tokens: 7 * bucket.Token, Per: 2 * time.Hour}}}}, "3@7/2h0m0s"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, policyValue(tt.p))
+		// Each limit reads back as --capacity and --rate read it.
+		for i, part := range strings.Split(strings.TrimSuffix(tt.want, " shadow"), ",") {
+			capacity, rate, ok := strings.Cut(part, "@")
+			require.True(t, ok, part)
+			c, err := bucket.ParseTokens(capacity)
+			require.NoError(t, err)
+			r, err := bucket.ParseRate(rate)
+			require.NoError(t, err)
+			assert.Equal(t, tt.p.Limits[i], bucket.Limit{Capacity: c, Rate: r}, part)
+		}
+	}
+}
+
+// INFO counts each policy's decisions: takes, not peeks; a shadow policy's
+// refusals count as denied though the client is told to go on.
+func TestInfoPolicies(t *testing.T) {
+	t.Parallel()
+	ts := start(t, Config{})
+	c := ts.client(t)
+	ctx := ctxT(t)
+	take := func(args ...any) []any {
+		t.Helper()
+		v, err := c.Do(ctx, append([]any{"BUCKET.TAKE"}, args...)...).Slice()
+		require.NoError(t, err)
+		return v
+	}
+	for range 2 {
+		take("joe")
+	}
+	take("joe", 0) // a peek
+	for range 6 {
+		take("ann", "POLICY", "burst")
+	}
+	take("sam", "POLICY", "shadow")
+	assert.Equal(t, int64(1), take("sam", "POLICY", "shadow")[0], "allowed")
+	take("dan", "11", "POLICY", "daily") // over a capacity: denied
+
+	assert.Equal(t, "# Policies\r\n"+
+		"policies:4\r\n"+
+		"default_policy:default\r\n"+
+		"policy_burst:allowed=5,denied=1,shadow=0\r\n"+
+		"policy_daily:allowed=0,denied=1,shadow=0\r\n"+
+		"policy_default:allowed=2,denied=0,shadow=0\r\n"+
+		"policy_shadow:allowed=1,denied=1,shadow=1\r\n",
+		c.Info(ctx, "policies").Val())
+
+	_, f := infoFields(t, c.Info(ctx).Val())
+	assert.Equal(t, "allowed=5,denied=1,shadow=0", f["policy_burst"], "in the default sections")
 }
 
 func TestSave(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bucketd/bucketd/bucket"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -222,6 +223,68 @@ func TestAuth(t *testing.T) {
 			assert.Contains(t, err.Error(), "NOAUTH", "protocol %d", proto)
 		}
 	})
+}
+
+// With a password, the commands that change, save or stop the server are
+// refused like any other until AUTH, and change nothing.
+func TestAuthAdminCommands(t *testing.T) {
+	t.Parallel()
+	shutdowns := make(chan struct{}, 4)
+	ts := start(t, Config{RequirePass: "s3cret", Shutdown: func() { shutdowns <- struct{}{} }})
+	ctx := ctxT(t)
+	require.NoError(t, ts.store.SetTokens("joe", 3*bucket.Token))
+
+	const noauth = "-NOAUTH Authentication required.\r\n"
+	rc := ts.raw(t)
+	for _, args := range [][]string{
+		{"DEL", "joe"}, {"UNLINK", "joe"},
+		{"HSET", "joe", "tokens", "15"}, {"HMSET", "joe", "tokens", "15"},
+		{"FLUSHALL"}, {"FLUSHDB", "SYNC"},
+		{"CONFIG", "SET", "capacity", "100"}, {"CONFIG", "SET", "maxmemory", "1gb"}, {"CONFIG", "SET", "policy.burst", "1@1/s"},
+		{"CONFIG", "GET", "*"}, {"CONFIG", "RESETSTAT"}, {"INFO", "policies"},
+		{"SAVE"}, {"BGSAVE"}, {"LASTSAVE"},
+		{"SHUTDOWN"}, {"SHUTDOWN", "NOSAVE", "NOW"},
+		{"BUCKET.TAKE", "joe", "POLICY", "burst"}, {"KEYS", "*"},
+	} {
+		assert.Equal(t, noauth, rc.do(args...), "%q", args)
+	}
+
+	c := ts.client(t) // no password
+	for _, cmd := range []redis.Cmder{
+		c.Del(ctx, "joe"),
+		c.HSet(ctx, "joe", "tokens", "15"),
+		c.FlushAll(ctx),
+		c.ConfigSet(ctx, "capacity", "100"),
+		c.Save(ctx),
+		c.Shutdown(ctx),
+	} {
+		require.Error(t, cmd.Err(), cmd.Name())
+		assert.Contains(t, cmd.Err().Error(), "NOAUTH", cmd.Name())
+	}
+
+	// Nothing happened.
+	s, ok, err := ts.store.Peek("joe")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, 3*bucket.Token, s.Remaining)
+	p, err := ts.store.Policy("")
+	require.NoError(t, err)
+	assert.Equal(t, 15*bucket.Token, p.Limits[0].Capacity)
+	ts.store.mu.Lock()
+	assert.Zero(t, ts.store.saves)
+	assert.Empty(t, ts.store.counts)
+	ts.store.mu.Unlock()
+	assert.Empty(t, shutdowns)
+
+	// After AUTH the same commands run.
+	assert.Equal(t, "+OK\r\n", rc.do("AUTH", "s3cret"))
+	assert.Equal(t, "+OK\r\n", rc.do("CONFIG", "SET", "capacity", "100"))
+	assert.Equal(t, ":1\r\n", rc.do("DEL", "joe"))
+	assert.Equal(t, "+OK\r\n", rc.do("FLUSHALL"))
+	assert.Equal(t, "+OK\r\n", rc.do("SAVE"))
+	rc.send(encode("SHUTDOWN"))
+	assert.Empty(t, rc.expectEOF())
+	<-shutdowns
 }
 
 func TestPipelining(t *testing.T) {

@@ -1,6 +1,7 @@
 package respcompat
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -22,7 +23,9 @@ var epoch = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 type fakeStore struct {
 	mu       sync.Mutex // guards everything below
 	now      time.Time
-	policies map[string]bucket.Policy // by name; "default" is the default
+	policies map[string]bucket.Policy // by name
+	def      string                   // the default policy's name; "" is "default"
+	counts   map[string]bucket.Counts // by policy name: takes, not peeks, as the real store counts
 	buckets  map[string]*fakeBucket
 	lastSave time.Time
 	saves    int
@@ -46,6 +49,7 @@ func newFake() *fakeStore {
 		now:      epoch,
 		lastSave: epoch.Add(-time.Hour),
 		buckets:  make(map[string]*fakeBucket),
+		counts:   make(map[string]bucket.Counts),
 		policies: map[string]bucket.Policy{
 			"default": {Name: "default", Limits: []bucket.Limit{{Capacity: 15 * bucket.Token, Rate: bucket.Every(3 * time.Second)}}},
 			"burst":   {Name: "burst", Limits: []bucket.Limit{{Capacity: 5 * bucket.Token, Rate: bucket.PerSecond(1)}}},
@@ -66,7 +70,7 @@ func (f *fakeStore) advance(d time.Duration) {
 
 func (f *fakeStore) policyLocked(name string) (bucket.Policy, error) {
 	if name == "" {
-		name = bucket.DefaultPolicy
+		name = cmp.Or(f.def, bucket.DefaultPolicy)
 	}
 	p, ok := f.policies[name]
 	if !ok {
@@ -108,7 +112,17 @@ func (f *fakeStore) Take(key, policy string, cost bucket.Tokens) (bucket.Result,
 	if err != nil {
 		return bucket.Result{}, err
 	}
-	return f.takeLocked(key, p, cost), nil
+	res := f.takeLocked(key, p, cost)
+	if cost > 0 {
+		n := f.counts[p.Name]
+		if res.Allowed {
+			n.Allowed++
+		} else {
+			n.Denied++
+		}
+		f.counts[p.Name] = n
+	}
+	return res, nil
 }
 
 func (f *fakeStore) Throttle(key string, l bucket.Limit, cost bucket.Tokens) (bucket.Decision, error) {
@@ -150,7 +164,11 @@ func (f *fakeStore) SetTokens(key string, tokens bucket.Tokens) error {
 	}
 	b := f.buckets[key]
 	if b == nil {
-		b = &fakeBucket{policy: f.policies[bucket.DefaultPolicy]}
+		p, err := f.policyLocked("")
+		if err != nil {
+			return err
+		}
+		b = &fakeBucket{policy: p}
 		b.states = make([]bucket.State, len(b.policy.Limits))
 		f.buckets[key] = b
 	}
@@ -253,10 +271,25 @@ func (f *fakeStore) SetDefaultLimit(l bucket.Limit) error {
 	if err := l.Validate(); err != nil {
 		return err
 	}
-	p := f.policies[bucket.DefaultPolicy]
+	p, err := f.policyLocked("")
+	if err != nil {
+		return err
+	}
 	p.Limits = []bucket.Limit{l}
-	f.policies[bucket.DefaultPolicy] = p
+	f.policies[p.Name] = p
 	return nil
+}
+
+// Policies ignores f.err, as the real store's cannot fail.
+func (f *fakeStore) Policies() []bucket.PolicyInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	def := cmp.Or(f.def, bucket.DefaultPolicy)
+	var out []bucket.PolicyInfo
+	for _, name := range slices.Sorted(maps.Keys(f.policies)) {
+		out = append(out, bucket.PolicyInfo{Policy: f.policies[name], Default: name == def, Counts: f.counts[name]})
+	}
+	return out
 }
 
 var (

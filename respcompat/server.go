@@ -52,6 +52,10 @@ type Store interface {
 	// SetDefaultLimit replaces the default policy's limits with l. Existing
 	// buckets keep their tokens.
 	SetDefaultLimit(l bucket.Limit) error
+	// Policies returns every policy, sorted by name, with its counts; one
+	// of them is the default (PolicyInfo.Default). CONFIG GET and INFO show
+	// them.
+	Policies() []bucket.PolicyInfo
 }
 
 // Config configures a Server. The zero value is valid: no password, 10000

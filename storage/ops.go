@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -28,6 +30,11 @@ func (db *DB) Take(key, policy string, cost bucket.Tokens) (bucket.Result, error
 			pe.c.allowed.Add(1)
 		} else {
 			pe.c.denied.Add(1)
+			if pe.Shadow {
+				db.log.LogAttrs(context.Background(), slog.LevelInfo, "shadow policy refused a take; allowed",
+					slog.String("policy", pe.Name), slog.String("key", key), slog.String("cost", cost.String()),
+					slog.Duration("retry_after", res.RetryAfter))
+			}
 		}
 	}
 	return res, err

@@ -3,6 +3,7 @@ package storage
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -277,4 +278,18 @@ func TestKeysPagination(t *testing.T) {
 	for i, k := range all {
 		assert.Equal(t, fmt.Sprintf("user:%02d", i), k)
 	}
+}
+
+func TestShadowRefusalsAreLogged(t *testing.T) {
+	var logs logBuffer
+	opts := testOptions(newClock(t0))
+	opts.Logger = logs.logger()
+	db := mustOpen(t, opts)
+	require.NoError(t, db.SetPolicies(tiers()))
+	for range 2 {
+		_, err := db.Take("k", "trial", tok(1))
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1, strings.Count(logs.String(), "shadow policy refused a take"), logs.String())
+	assert.Contains(t, logs.String(), "policy=trial key=k cost=1 retry_after=1h0m0s")
 }
