@@ -37,8 +37,11 @@
 //	    quantity 0 peeks; one more than the limit is refused with retry -1.
 //	BUCKET.TAKE key [cost] [POLICY name]
 //	    Takes cost tokens (a decimal, default 1; 0 peeks) under one of the
-//	    server's policies (the default one, or the key's own), as GET /{key}
-//	    does over HTTP. The reply is an array of six:
+//	    server's policies (the default one when name is absent or empty;
+//	    the key's own limits if it has an override), as GET /{key} does
+//	    over HTTP. Policy names are case-sensitive; one the server does not
+//	    have is answered "-ERR unknown policy 'gold'". The reply is an
+//	    array of six:
 //	      allowed         1 if the request may proceed, else 0; always 1
 //	                      under a shadow policy
 //	      limit           capacity in whole tokens of the limit with the
@@ -78,15 +81,39 @@
 //	COMMAND [COUNT|INFO|DOCS|LIST|HELP]
 //	    DOCS gives what redis-cli 7 reads at startup for its hints.
 //	INFO [section ...]
-//	    server, clients, stats, persistence, keyspace, and bucketd (the
-//	    fields of Config.Info), in Redis's format.
+//	    server, clients, stats, persistence, keyspace, policies, and
+//	    bucketd (the fields of Config.Info), in Redis's format. The
+//	    policies section has the number of policies, the default's name and
+//	    a line per policy with its decisions since the server started
+//	    (takes, not peeks; denied includes the refusals a shadow policy let
+//	    through):
+//	      policies:3
+//	      default_policy:free
+//	      policy_free:allowed=120,denied=3,shadow=0
 //	CONFIG GET pattern [pattern ...]
-//	    capacity, rate (of the default policy; several limits are listed
-//	    space-separated), maxmemory, maxmemory-policy, save, appendonly,
-//	    databases, maxclients, timeout, port.
+//	    Patterns are globs, as KEYS's, matched in any case. Parameters:
+//	      capacity, rate   the default policy's limit; a policy of several
+//	                       limits lists each, space-separated ("10 20")
+//	      default-policy   the default policy's name ("free")
+//	      policies         every policy's name, space-separated, sorted
+//	                       ("free new-search paid")
+//	      policy.<name>    one per policy (the name keeps its case): its
+//	                       limits in order, comma-separated, each as
+//	                       CAPACITY@RATE in the syntax of --capacity and
+//	                       --rate, then " shadow" for a shadow policy:
+//	                       "5@1/3s", "100@10/s,100000@100000/d",
+//	                       "10@1/s shadow"
+//	      maxmemory, maxmemory-policy, save, appendonly, databases,
+//	      maxclients, timeout, port
+//	                       what Redis clients and tools ask for
 //	CONFIG SET name value [name value ...]
 //	    capacity and rate replace the default policy's single limit;
 //	    maxmemory and maxmemory-policy are checked and otherwise ignored.
+//	    default-policy, policies and policy.<name> are refused ("can't set
+//	    immutable config"): policies come from the --config file; edit it
+//	    and reload (SIGHUP or POST /v1/reload). When the file defines the
+//	    default policy, a reload also replaces what CONFIG SET capacity or
+//	    rate changed. Nothing is set unless every pair is valid.
 //	CONFIG RESETSTAT, CONFIG HELP
 //	SAVE, BGSAVE [SCHEDULE], LASTSAVE
 //	    Write every bucket to disk now, or on a goroutine; when last done.
@@ -97,7 +124,8 @@
 //
 // With Config.RequirePass set, every command but AUTH, HELLO and QUIT is
 // answered "-NOAUTH Authentication required." until AUTH or HELLO AUTH
-// succeeds, as the "default" user.
+// succeeds, as the "default" user: the admin commands (DEL, HSET,
+// FLUSHALL, CONFIG, SAVE, SHUTDOWN...) as well as the reads and takes.
 //
 // # Limits
 //
