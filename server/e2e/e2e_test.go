@@ -1,10 +1,13 @@
-package main
+// Package e2e_test runs the real bucketd binary: built once per run, started
+// on 127.0.0.1 port 0, driven over HTTP and RESP, stopped with signals. The
+// tests live here because the top level of the repository holds only
+// main.go; they test main.go's wiring end to end.
+package e2e_test
 
 import (
 	"bufio"
 	"context"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,87 +21,74 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/bucketd/bucketd/bucket"
 )
 
-func TestParseConfig(t *testing.T) {
+func TestFlagsAndEnvironment(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string // in the start line
+	}{
+		{name: "defaults reproduce the original service",
+			want: "data=bucketd.db capacity=5 rate=1/3s sync=interval sync_interval=1s config=none"},
+		{name: "flags", args: []string{"--capacity", "2.5", "--rate", "100/s", "--sync", "always", "--sync-interval", "250ms", "--resp-addr", ""},
+			want: "resp=off data=bucketd.db capacity=2.5 rate=100/s sync=always sync_interval=250ms"},
+		{name: "environment", env: []string{"BUCKETD_RATE=10/m", "BUCKETD_SYNC_INTERVAL=5s", "BUCKETD_DATA=env.db", "OTHER=x"},
+			want: "data=env.db capacity=5 rate=10/m sync=interval sync_interval=5s"},
+		{name: "flag beats environment", args: []string{"--rate", "1000/h"}, env: []string{"BUCKETD_RATE=10/m"},
+			want: "rate=1000/h"},
+		{name: "check-config is a command, not a setting", env: []string{"BUCKETD_CHECK_CONFIG=x.yaml"},
+			want: "config=none"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir() // the default --data is relative: bucketd.db in here
+			p := startBinaryIn(t, dir, tt.env, tt.args...)
+			assert.Contains(t, p.startLine, tt.want)
+			assert.Equal(t, 0, p.stop(t, syscall.SIGTERM))
+		})
+	}
+}
+
+func TestBadFlags(t *testing.T) {
 	tests := []struct {
 		name    string
 		args    []string
 		env     []string
-		check   func(t *testing.T, c config)
 		wantErr string
 	}{
-		{name: "defaults reproduce the original service", check: func(t *testing.T, c config) {
-			assert.Equal(t, "127.0.0.1:8000", c.httpAddr)
-			assert.Equal(t, "127.0.0.1:6379", c.respAddr)
-			assert.Equal(t, "bucketd.db", c.data)
-			assert.Equal(t, "5", c.capacity.String())
-			assert.Equal(t, "1/3s", c.rate.String())
-			assert.Equal(t, "interval", c.sync.String())
-			assert.Equal(t, time.Second, c.syncInterval)
-		}},
-		{name: "flags", args: []string{"--capacity", "2.5", "--rate", "100/s", "--sync", "always", "--sync-interval", "250ms", "--http-addr", ":9000", "--resp-addr", "", "--log-level", "debug"},
-			check: func(t *testing.T, c config) {
-				assert.Equal(t, "2.5", c.capacity.String())
-				assert.Equal(t, "100/s", c.rate.String())
-				assert.Equal(t, "always", c.sync.String())
-				assert.Equal(t, 250*time.Millisecond, c.syncInterval)
-				assert.Equal(t, ":9000", c.httpAddr)
-				assert.Empty(t, c.respAddr)
-				assert.Equal(t, "DEBUG", c.logLevel.String())
-			}},
-		{name: "environment", env: []string{"BUCKETD_RATE=10/m", "BUCKETD_HTTP_ADDR=127.0.0.1:1", "BUCKETD_SYNC_INTERVAL=5s", "OTHER=x"},
-			check: func(t *testing.T, c config) {
-				assert.Equal(t, "10/m", c.rate.String())
-				assert.Equal(t, "127.0.0.1:1", c.httpAddr)
-				assert.Equal(t, 5*time.Second, c.syncInterval)
-			}},
-		{name: "flag beats environment", args: []string{"--rate", "1000/h"}, env: []string{"BUCKETD_RATE=10/m"},
-			check: func(t *testing.T, c config) { assert.Equal(t, "1000/h", c.rate.String()) }},
-		{name: "config file", args: []string{"--config", "p.yaml"}, check: func(t *testing.T, c config) {
-			assert.Equal(t, "p.yaml", c.configFile)
-			assert.Empty(t, c.checkConfig)
-		}},
-		{name: "config file from the environment; check-config is a command, not a setting",
-			env: []string{"BUCKETD_CONFIG=/etc/bucketd.yaml", "BUCKETD_CHECK_CONFIG=x.yaml"},
-			check: func(t *testing.T, c config) {
-				assert.Equal(t, "/etc/bucketd.yaml", c.configFile)
-				assert.Empty(t, c.checkConfig)
-			}},
 		{name: "bad rate", args: []string{"--rate", "fast"}, wantErr: "TOKENS/PERIOD"},
 		{name: "bad capacity", args: []string{"--capacity", "-1"}, wantErr: "negative"},
 		{name: "zero capacity", args: []string{"--capacity", "0"}, wantErr: "capacity 0 must be positive"},
 		{name: "bad env", env: []string{"BUCKETD_SYNC=sometimes"}, wantErr: `BUCKETD_SYNC="sometimes"`},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "log-level"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: `unexpected argument "serve"`},
+		{name: "not a bbolt file", args: []string{"--data", "garbage.db"}, wantErr: "garbage.db is not a bucketd database"},
+		{name: "bad address", args: []string{"--http-addr", "256.0.0.1:0"}, wantErr: "bucketd: http:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseConfig(tt.args, tt.env, io.Discard)
-			if tt.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			tt.check(t, c)
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "garbage.db"), []byte(strings.Repeat("not a database ", 1000)), 0o600))
+			code, stdout, stderr := runBinary(t, dir, tt.env, append([]string{"--http-addr", "127.0.0.1:0", "--resp-addr", ""}, tt.args...)...)
+			assert.Equal(t, 1, code)
+			assert.Empty(t, stdout)
+			assert.Contains(t, stderr, tt.wantErr)
 		})
 	}
 }
 
 func TestHelp(t *testing.T) {
-	var out strings.Builder
-	err := run(context.Background(), []string{"--help"}, nil, io.Discard, &out)
-	require.NoError(t, err)
-	for _, want := range []string{"-http-addr", "-data", "-capacity", "-rate", "-sync", "-sync-interval", "-log-level", "-resp-addr", "-requirepass", "-config", "-check-config", "Example:", "BUCKETD_"} {
-		assert.Contains(t, out.String(), want)
+	code, _, out := runBinary(t, t.TempDir(), nil, "--help")
+	assert.Equal(t, 0, code)
+	for _, want := range []string{"-http-addr", "-data", "-capacity", "-rate", "-sync", "-sync-interval", "-log-level", "-resp-addr", "-requirepass", "-admin-token", "-config", "-check-config", "Example:", "BUCKETD_"} {
+		assert.Contains(t, out, want)
 	}
 }
 
 // startedRE reads the addresses from the start line.
-var startedRE = regexp.MustCompile(`msg="bucketd started" http=(\S+) resp=(\S+)`)
+var startedRE = regexp.MustCompile(`msg="bucketd started" http=(\S+) resp=(\S+).*`)
 
 // logTail reads bucketd's log lines from a reader in the background, until
 // its end, and lets a test wait for the next line that matches a pattern.
@@ -162,17 +152,10 @@ func (l *logTail) wait(t *testing.T, re *regexp.Regexp) []string {
 
 // started waits for the start line, and returns the HTTP and RESP
 // addresses.
-func (l *logTail) started(t *testing.T) (httpAddr, respAddr string) {
+func (l *logTail) started(t *testing.T) (httpAddr, respAddr, line string) {
 	t.Helper()
 	m := l.wait(t, startedRE)
-	return m[1], m[2]
-}
-
-// waitStarted reads log lines from r until the start line, and returns the
-// HTTP and RESP addresses. The rest of r is drained in the background.
-func waitStarted(t *testing.T, r io.Reader) (httpAddr, respAddr string) {
-	t.Helper()
-	return tailLog(r).started(t)
+	return m[1], m[2], m[0]
 }
 
 // take gets url and returns the status and the RateLimit-Policy and
@@ -207,10 +190,10 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-func TestRunInProcess(t *testing.T) {
-	httpAddr, stop := startRun(t, "--data", filepath.Join(t.TempDir(), "b.db"), "--capacity", "2", "--rate", "1/h")
+func TestTakesOverHTTP(t *testing.T) {
+	p := startBinary(t, "--data", filepath.Join(t.TempDir(), "b.db"), "--capacity", "2", "--rate", "1/h")
 	for i, want := range []int{200, 200, 429} {
-		code, body := get(t, "http://"+httpAddr+"/joe")
+		code, body := get(t, "http://"+p.httpAddr+"/joe")
 		assert.Equal(t, want, code, "request %d", i)
 		if want == 200 {
 			assert.Equal(t, `{"detail":"OK"}`, body)
@@ -218,20 +201,7 @@ func TestRunInProcess(t *testing.T) {
 			assert.Equal(t, `{"detail":"Too Many Requests"}`, body)
 		}
 	}
-	stop()
-}
-
-func TestRunErrors(t *testing.T) {
-	dir := t.TempDir()
-	bad := filepath.Join(dir, "garbage.db")
-	require.NoError(t, os.WriteFile(bad, []byte(strings.Repeat("not a database ", 1000)), 0o600))
-	err := run(context.Background(), []string{"--data", bad, "--http-addr", "127.0.0.1:0", "--resp-addr", ""}, nil, io.Discard, io.Discard)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "not a bucketd database")
-
-	err = run(context.Background(), []string{"--data", filepath.Join(dir, "ok.db"), "--http-addr", "256.0.0.1:0"}, nil, io.Discard, io.Discard)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "http:")
+	assert.Equal(t, 0, p.stop(t, syscall.SIGTERM))
 }
 
 var (
@@ -250,7 +220,14 @@ func bucketdBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "bucketd")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		gomod, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		build := exec.Command("go", "build", "-o", binPath, ".")
+		build.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+		out, err := build.CombinedOutput()
 		if err != nil {
 			buildErr = err
 			binPath = string(out)
@@ -262,22 +239,53 @@ func bucketdBinary(t *testing.T) string {
 
 // proc is a running bucketd binary.
 type proc struct {
-	cmd      *exec.Cmd
-	log      *logTail // its standard error
-	httpAddr string
-	respAddr string
+	cmd       *exec.Cmd
+	log       *logTail // its standard error
+	httpAddr  string
+	respAddr  string
+	startLine string
 }
 
+// startBinary starts bucketd on 127.0.0.1 port 0 (HTTP and RESP) with args,
+// and waits for its start line.
 func startBinary(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startBinaryIn(t, t.TempDir(), nil, args...)
+}
+
+// startBinaryIn is startBinary in the directory dir, with env added to the
+// environment.
+func startBinaryIn(t *testing.T, dir string, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(bucketdBinary(t), append([]string{"--http-addr", "127.0.0.1:0", "--resp-addr", "127.0.0.1:0"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	p := &proc{cmd: cmd, log: tailLog(stderr)}
-	p.httpAddr, p.respAddr = p.log.started(t)
+	p.httpAddr, p.respAddr, p.startLine = p.log.started(t)
 	return p
+}
+
+// runBinary runs bucketd in dir with args to its end (at most a minute),
+// and returns its exit code and output.
+func runBinary(t *testing.T, dir string, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bucketdBinary(t), args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), out.String(), errOut.String()
+	}
+	require.NoError(t, err)
+	return 0, out.String(), errOut.String()
 }
 
 // stop sends sig and returns the exit code.
@@ -395,56 +403,27 @@ func writeFile(t *testing.T, dir, name, data string) string {
 	return path
 }
 
-func TestCheckConfig(t *testing.T) {
+func TestCheckConfigOpensAndBindsNothing(t *testing.T) {
 	dir := t.TempDir()
 	good := writeFile(t, dir, "good.yaml", goodConfig)
-	bad := writeFile(t, dir, "bad.yaml", badConfig)
 	data := filepath.Join(dir, "b.db")
 	// Checking opens no data file and binds nothing: this address would fail.
 	noServe := []string{"--data", data, "--http-addr", "256.0.0.1:0"}
+	code, stdout, _ := runBinary(t, dir, nil, append([]string{"--check-config", good}, noServe...)...)
+	assert.Equal(t, 0, code)
+	assert.Equal(t, good+": ok, 3 policies: free, paid, new-search\n", stdout)
 
-	var out strings.Builder
-	err := run(context.Background(), append([]string{"--check-config", good}, noServe...), nil, &out, io.Discard)
-	require.NoError(t, err)
-	assert.Equal(t, good+": ok, 3 policies: free, paid, new-search\n", out.String())
-
-	out.Reset()
-	err = run(context.Background(), append([]string{"--check-config", bad}, noServe...), nil, &out, io.Discard)
-	require.Error(t, err)
-	assert.ErrorIs(t, err, bucket.ErrInvalid)
-	assert.Equal(t, bad+": 2 problems:\n"+
-		bad+`:4:11: policies.free.rate: rate "1/x": period "x" is not a duration such as s, m, h, d or 3s`+"\n"+
-		bad+":7:20: policies.paid.limits[0].capacity: capacity 0 must be positive", err.Error())
-	assert.Empty(t, out.String())
-
-	err = run(context.Background(), append([]string{"--check-config", filepath.Join(dir, "missing.yaml")}, noServe...), nil, &out, io.Discard)
-	require.Error(t, err)
-	assert.ErrorIs(t, err, fs.ErrNotExist)
-
+	code, _, stderr := runBinary(t, dir, nil, append([]string{"--check-config", filepath.Join(dir, "missing.yaml")}, noServe...)...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "no such file or directory")
 	assert.NoFileExists(t, data)
 }
 
-func TestRunBadConfig(t *testing.T) {
-	dir := t.TempDir()
-	bad := writeFile(t, dir, "bad.yaml", badConfig)
-	data := filepath.Join(dir, "b.db")
-	err := run(context.Background(), []string{"--config", bad, "--data", data, "--http-addr", "127.0.0.1:0", "--resp-addr", ""}, nil, io.Discard, io.Discard)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), bad+":4:11: policies.free.rate: ")
-	assert.NoFileExists(t, data, "an invalid config stops bucketd before it opens the data file")
-}
-
-func TestRunWithConfig(t *testing.T) {
+func TestReloadEndpoint(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "p.yaml", "default: free\npolicies:\n  free: {capacity: 1, rate: 1/h}\n  paid: {capacity: 2, rate: 1/h}\n")
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--http-addr", "127.0.0.1:0", "--resp-addr", "", "--data", filepath.Join(dir, "b.db"), "--config", cfg}, nil, io.Discard, pw)
-		pw.Close()
-	}()
-	httpAddr, _ := waitStarted(t, pr)
+	p := startBinary(t, "--resp-addr", "", "--data", filepath.Join(dir, "b.db"), "--config", cfg)
+	httpAddr := p.httpAddr
 	for i, want := range []int{200, 429} {
 		code, policy, _ := take(t, "http://"+httpAddr+"/joe")
 		assert.Equal(t, want, code, "request %d", i)
@@ -466,13 +445,7 @@ func TestRunWithConfig(t *testing.T) {
 	assert.Contains(t, body, ":3:29: policies.free.rate: ")
 	_, policy, _ = take(t, "http://"+httpAddr+"/joe")
 	assert.Equal(t, `"free";q=3;w=10800`, policy)
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
+	assert.Equal(t, 0, p.stop(t, syscall.SIGTERM))
 }
 
 func TestBinaryCheckConfig(t *testing.T) {
@@ -597,32 +570,10 @@ func do(t *testing.T, method, url, token, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// startRun runs bucketd in-process and returns its HTTP address and a
-// function that stops it and checks it stopped cleanly.
-func startRun(t *testing.T, args ...string) (string, func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, append([]string{"--http-addr", "127.0.0.1:0", "--resp-addr", "127.0.0.1:0"}, args...), nil, io.Discard, pw)
-		pw.Close()
-	}()
-	httpAddr, _ := waitStarted(t, pr)
-	return httpAddr, func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("run did not return after cancel")
-		}
-	}
-}
-
-func TestRunAdminTokenAndOverridesSurviveRestart(t *testing.T) {
+func TestAdminTokenAndOverridesSurviveRestart(t *testing.T) {
 	args := []string{"--data", filepath.Join(t.TempDir(), "b.db"), "--capacity", "2", "--rate", "1/h", "--admin-token", "s3cret"}
-	addr, stop := startRun(t, args...)
+	p := startBinary(t, args...)
+	addr := p.httpAddr
 	url := "http://" + addr + "/v1/overrides/joe"
 	override := `{"limits":[{"capacity":4,"rate":"1/h"}]}`
 
@@ -639,10 +590,11 @@ func TestRunAdminTokenAndOverridesSurviveRestart(t *testing.T) {
 	}
 	code, _ = get(t, "http://"+addr+"/ann")
 	assert.Equal(t, 200, code)
-	stop()
+	require.Equal(t, 0, p.stop(t, syscall.SIGTERM))
 
-	addr, stop = startRun(t, args...)
-	defer stop()
+	p = startBinary(t, args...)
+	addr = p.httpAddr
+	defer func() { assert.Equal(t, 0, p.stop(t, syscall.SIGTERM)) }()
 	code, body = get(t, "http://"+addr+"/v1/overrides/joe")
 	assert.Equal(t, 200, code)
 	assert.JSONEq(t, `{"key":"joe","policy":"default","limits":[{"capacity":4,"rate":"1/h"}]}`, body, "the override survived the restart")
