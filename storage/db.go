@@ -116,9 +116,11 @@ type DB struct {
 	every  time.Duration
 	closed atomic.Bool
 
-	policies atomic.Pointer[policyTable]
-	keys     atomic.Int64 // entries in the table
-	lastSave atomic.Int64 // Unix ns of the last successful flush
+	policies  atomic.Pointer[policyTable]
+	interned  sync.Map // bucket.Limit -> []bucket.Limit of it; see intern
+	internedN atomic.Int64
+	keys      atomic.Int64 // entries in the table
+	lastSave  atomic.Int64 // Unix ns of the last successful flush
 
 	flushMu sync.Mutex // serializes flushes and FlushAll, so disk writes stay in order
 

@@ -48,8 +48,26 @@ func (db *DB) Throttle(key string, l bucket.Limit, cost bucket.Tokens) (bucket.D
 	if err := l.Validate(); err != nil {
 		return bucket.Decision{}, err
 	}
-	limits := [1]bucket.Limit{l}
-	return db.take(key, bucket.Policy{Name: db.policies.Load().def, Limits: limits[:]}, cost, nil)
+	return db.take(key, bucket.Policy{Name: db.policies.Load().def, Limits: db.intern(l)}, cost, nil)
+}
+
+// maxInterned is the most distinct CL.THROTTLE limits kept for reuse.
+const maxInterned = 4096
+
+// intern returns an unchanging one-limit slice of l, shared by every bucket
+// under it, so that a new bucket costs no copy of its limits.
+func (db *DB) intern(l bucket.Limit) []bucket.Limit {
+	if ls, ok := db.interned.Load(l); ok {
+		return ls.([]bucket.Limit)
+	}
+	if db.internedN.Load() >= maxInterned {
+		return []bucket.Limit{l}
+	}
+	ls, loaded := db.interned.LoadOrStore(l, []bucket.Limit{l})
+	if !loaded {
+		db.internedN.Add(1)
+	}
+	return ls.([]bucket.Limit)
 }
 
 func (db *DB) take(key string, p bucket.Policy, cost bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {

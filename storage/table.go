@@ -83,10 +83,12 @@ func (e *entry) remove(policy string) bool {
 	return false
 }
 
-// setPolicy gives s an owned copy of p's name and limits, and states for
-// them; the states must be filled by the caller.
+// setPolicy gives s p's name and limits, and states for them; the states
+// must be filled by the caller. p.Limits is kept, not copied: every caller
+// passes a slice that is never changed (the policy table's, an interned
+// one, or one just decoded).
 func (s *sub) setPolicy(p bucket.Policy) {
-	s.policy = bucket.Policy{Name: p.Name, Limits: slices.Clone(p.Limits)}
+	s.policy = bucket.Policy{Name: p.Name, Limits: p.Limits}
 	if len(p.Limits) == 1 {
 		s.states = s.one[:]
 	} else {
