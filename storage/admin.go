@@ -60,7 +60,7 @@ func (db *DB) Set(key, policy string, tokens bucket.Tokens) (bucket.Result, erro
 	now := db.now()
 	e := s.m[pg][key]
 	if e == nil {
-		e = newEntry(strings.Clone(key))
+		e = newOwnedEntry(key)
 		s.m[pg][e.key] = e
 		db.keys.Add(1)
 	}

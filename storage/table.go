@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/bucketd/bucketd/bucket"
 )
@@ -18,7 +20,8 @@ const shardCount = 256
 // been taken under (usually one). A key with no entry, or no bucket under
 // a policy, has a full bucket there.
 type entry struct {
-	key   string // owned copy of the key
+	key   string // owned copy of the key; may point into short
+	short [24]byte
 	subs  []*sub
 	first sub     // the first bucket, allocated with the entry
 	arr   [1]*sub // backing array of subs for one bucket
@@ -42,6 +45,20 @@ type sub struct {
 func newEntry(key string) *entry {
 	e := &entry{key: key}
 	e.subs = e.arr[:0]
+	return e
+}
+
+// newOwnedEntry returns a new entry for a copy of key, which may point into
+// memory the caller reuses. A short key is copied into the entry itself, so
+// that a new bucket costs one allocation, not two.
+func newOwnedEntry(key string) *entry {
+	e := newEntry("")
+	if len(key) <= len(e.short) {
+		n := copy(e.short[:], key)
+		e.key = unsafe.String(&e.short[0], n)
+	} else {
+		e.key = strings.Clone(key)
+	}
 	return e
 }
 
@@ -177,7 +194,7 @@ func (s *shard) takeLocked(pg int, key string, p bucket.Policy, now time.Time, c
 		return d, false, false
 	}
 	if e == nil {
-		e = newEntry(string([]byte(key))) // an owned copy: key may point into a request buffer
+		e = newOwnedEntry(key) // key may point into a request buffer
 		s.m[pg][e.key] = e
 		created = true
 	}
