@@ -68,3 +68,17 @@ type PolicyInfo struct {
 	Default bool // the policy a take that names none uses
 	Counts
 }
+
+// Ceil returns d in whole units, rounded up, for telling a client how long
+// to wait: a client that waits that long is never early. It is 0 for d <= 0
+// (allowed, or full) and never overflows.
+func Ceil(d, unit time.Duration) int64 {
+	if d <= 0 || unit <= 0 {
+		return 0
+	}
+	n := int64(d / unit)
+	if d%unit != 0 {
+		n++
+	}
+	return n
+}

@@ -353,3 +353,24 @@ func TestRateConstructors(t *testing.T) {
 	assert.Equal(t, "1/3s", bucket.Every(3*time.Second).String())
 	assert.Equal(t, "100/s", bucket.PerSecond(100).String())
 }
+
+func TestCeil(t *testing.T) {
+	tests := []struct {
+		d, unit time.Duration
+		want    int64
+	}{
+		{-time.Second, time.Second, 0},
+		{0, time.Second, 0},
+		{1, time.Second, 1},
+		{time.Second, time.Second, 1},
+		{time.Second + 1, time.Second, 2},
+		{1200 * time.Millisecond, time.Millisecond, 1200},
+		{1200*time.Millisecond + 1, time.Millisecond, 1201},
+		{math.MaxInt64, time.Nanosecond, math.MaxInt64},
+		{math.MaxInt64, time.Second, math.MaxInt64/int64(time.Second) + 1},
+		{time.Second, 0, 0},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, bucket.Ceil(tt.d, tt.unit), "Ceil(%v, %v)", tt.d, tt.unit)
+	}
+}

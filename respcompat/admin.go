@@ -250,7 +250,7 @@ func configGet(c *conn, args [][]byte) {
 			case "maxclients":
 				v = strconv.Itoa(c.s.cfg.MaxClients)
 			case "timeout":
-				v = strconv.FormatInt(ceilDiv(c.s.cfg.IdleTimeout, time.Second), 10)
+				v = strconv.FormatInt(bucket.Ceil(c.s.cfg.IdleTimeout, time.Second), 10)
 			case "port":
 				v = "0"
 				if a, ok := c.s.addr().(*net.TCPAddr); ok {

@@ -35,7 +35,7 @@ func viewOf(s bucket.Snapshot) hashView {
 		l.Capacity.String(),
 		l.Rate.String(),
 		strconv.FormatInt(s.UpdatedAt.UnixMilli(), 10),
-		strconv.FormatInt(ceilDiv(d.ResetAfter, time.Millisecond), 10),
+		strconv.FormatInt(bucket.Ceil(d.ResetAfter, time.Millisecond), 10),
 		s.Policy.Name,
 	}
 }
@@ -66,14 +66,6 @@ func untilForgotten(s bucket.Snapshot) time.Duration {
 		d = max(d, l.ResetAfter)
 	}
 	return d
-}
-
-// ceilDiv returns d/unit rounded up, for d >= 0.
-func ceilDiv(d, unit time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return int64((d-1)/unit + 1)
 }
 
 func fieldIndex(name []byte) int {
@@ -348,7 +340,7 @@ func (c *conn) ttl(key []byte, unit time.Duration) {
 	case !ok:
 		c.int(-2)
 	default:
-		c.int(ceilDiv(untilForgotten(s), unit))
+		c.int(bucket.Ceil(untilForgotten(s), unit))
 	}
 }
 

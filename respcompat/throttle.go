@@ -218,13 +218,13 @@ func cmdTake(c *conn, args [][]byte) {
 	case res.RetryAfter == bucket.Never:
 		retry = -1
 	default:
-		retry = ceilDiv(res.RetryAfter, time.Millisecond)
+		retry = bucket.Ceil(res.RetryAfter, time.Millisecond)
 	}
 	c.array(6)
 	c.int(b2i(res.Allowed || res.Policy.Shadow))
 	c.int(res.Limit.Whole())
 	c.int(res.Remaining.Whole())
 	c.int(retry)
-	c.int(ceilDiv(res.ResetAfter, time.Millisecond))
+	c.int(bucket.Ceil(res.ResetAfter, time.Millisecond))
 	c.bulkString(res.Policy.Name)
 }

@@ -567,18 +567,8 @@ func retryMillis(d time.Duration) *int64 {
 	return &ms
 }
 
-// ceilMillis returns d in whole milliseconds rounded up, so that a client
-// that waits that long is never early; 0 for d <= 0.
-func ceilMillis(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	ms := int64(d / time.Millisecond)
-	if d%time.Millisecond != 0 {
-		ms++
-	}
-	return ms
-}
+// ceilMillis returns d in whole milliseconds rounded up (bucket.Ceil).
+func ceilMillis(d time.Duration) int64 { return bucket.Ceil(d, time.Millisecond) }
 
 // tokens is an amount of tokens in an answer: a JSON number written
 // exactly, with at most six decimals ("2.5", not 2.4999999).

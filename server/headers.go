@@ -152,15 +152,5 @@ func wholeTokens(t bucket.Tokens) int64 {
 	return max(t.Whole(), 0)
 }
 
-// ceilSeconds returns d in whole seconds rounded up, so that a client that
-// waits that long is never early; 0 for d <= 0.
-func ceilSeconds(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	s := int64(d / time.Second)
-	if d%time.Second != 0 {
-		s++
-	}
-	return s
-}
+// ceilSeconds returns d in whole seconds rounded up (bucket.Ceil).
+func ceilSeconds(d time.Duration) int64 { return bucket.Ceil(d, time.Second) }
