@@ -3,8 +3,8 @@
 // bucket state in memory and persisted in an embedded bbolt file.
 //
 // main.go only wires: configuration (flags, BUCKETD_* environment variables
-// and the policies file), storage, both fronts, signals (SIGHUP reloads the
-// policies), shutdown and the exit code.
+// and the policies file), the store, the limiter above it, both fronts,
+// signals (SIGHUP reloads the policies), shutdown and the exit code.
 package main
 
 import (
@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/limiter"
+	"github.com/bucketd/bucketd/policyfile"
 	"github.com/bucketd/bucketd/respcompat"
 	"github.com/bucketd/bucketd/server"
 	"github.com/bucketd/bucketd/storage"
@@ -77,8 +79,8 @@ Example:
 // flag not given. It returns flag.ErrHelp for --help, after printing usage.
 func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	c := config{
-		capacity: storage.DefaultLimit.Capacity,
-		rate:     storage.DefaultLimit.Rate,
+		capacity: limiter.DefaultLimit.Capacity,
+		rate:     limiter.DefaultLimit.Rate,
 	}
 	fs := flag.NewFlagSet("bucketd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -161,16 +163,15 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	if cfg.checkConfig != "" {
 		return checkConfig(cfg.checkConfig, stdout)
 	}
-	var pc storage.PolicyConfig
+	var pc policyfile.Config
 	if cfg.configFile != "" {
-		if pc, err = storage.LoadConfig(cfg.configFile); err != nil {
+		if pc, err = policyfile.Load(cfg.configFile); err != nil {
 			return err // before the data file is opened
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 
 	db, err := storage.Open(cfg.data, storage.Options{
-		Default:      bucket.Limit{Capacity: cfg.capacity, Rate: cfg.rate},
 		Sync:         cfg.sync,
 		SyncInterval: cfg.syncInterval,
 		Logger:       log,
@@ -179,14 +180,21 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer db.Close() // on the error paths; the clean path closes below
+	lim, err := limiter.New(db, limiter.Options{
+		Default: bucket.Limit{Capacity: cfg.capacity, Rate: cfg.rate},
+		Logger:  log,
+	})
+	if err != nil {
+		return err
+	}
 	if cfg.configFile != "" {
-		if err := db.SetPolicies(pc); err != nil {
+		if err := lim.SetPolicies(pc.Default, pc.Policies); err != nil {
 			return fmt.Errorf("%s: %w", cfg.configFile, err)
 		}
 	}
 	var reload func() error // nil without --config: nothing to reload
 	if cfg.configFile != "" {
-		reload = reloader(cfg.configFile, db, log)
+		reload = reloader(cfg.configFile, lim, log)
 	}
 
 	httpLn, err := net.Listen("tcp", cfg.httpAddr)
@@ -209,12 +217,12 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	httpSrv := server.New(db, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken})
+	httpSrv := server.New(lim, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken})
 	errc := make(chan error, 2)
 	go func() { errc <- wrap("http", httpSrv.Serve(httpLn)) }()
 	var respSrv *respcompat.Server
 	if respLn != nil {
-		respSrv = respcompat.New(db, respcompat.Config{
+		respSrv = respcompat.New(lim, respcompat.Config{
 			Logger:      log,
 			RequirePass: cfg.requirePass,
 			MaxClients:  cfg.maxClients,
@@ -234,7 +242,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		"http", httpLn.Addr().String(), "resp", resp, "data", cfg.data,
 		"capacity", cfg.capacity.String(), "rate", cfg.rate.String(),
 		"sync", cfg.sync.String(), "sync_interval", cfg.syncInterval.String(),
-		"config", cmp.Or(cfg.configFile, "none"), policies(db))
+		"config", cmp.Or(cfg.configFile, "none"), policies(lim))
 
 	var serveErr error
 serve:
@@ -275,7 +283,7 @@ serve:
 // checkConfig checks the policies file at path, and prints a line to stdout
 // if it is valid. An invalid file's error lists every problem.
 func checkConfig(path string, stdout io.Writer) error {
-	c, err := storage.LoadConfig(path)
+	c, err := policyfile.Load(path)
 	if err != nil {
 		return err
 	}
@@ -298,30 +306,30 @@ func checkConfig(path string, stdout io.Writer) error {
 // an operator's event whoever asked for it, and returns the error for the
 // caller to report. Reloads run one at a time, so the file read last is the
 // one in force.
-func reloader(path string, db *storage.DB, log *slog.Logger) func() error {
+func reloader(path string, lim *limiter.Limiter, log *slog.Logger) func() error {
 	var mu sync.Mutex
 	return func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		c, err := storage.LoadConfig(path)
+		c, err := policyfile.Load(path)
 		if err == nil {
-			err = db.SetPolicies(c)
+			err = lim.SetPolicies(c.Default, c.Policies)
 		}
 		if err != nil {
 			log.Error("reload failed, the old policies stay in force", "config", path, "err", err)
 			return err
 		}
-		log.Info("policies reloaded", "config", path, policies(db))
+		log.Info("policies reloaded", "config", path, policies(lim))
 		return nil
 	}
 }
 
 // policies returns log attributes of the policies in force: their names and
 // the default's.
-func policies(db *storage.DB) slog.Attr {
+func policies(lim *limiter.Limiter) slog.Attr {
 	var names []string
 	var def string
-	for _, p := range db.Policies() {
+	for _, p := range lim.Policies() {
 		names = append(names, p.Name)
 		if p.Default {
 			def = p.Name

@@ -13,6 +13,10 @@ var (
 	ErrUnknownPolicy = errors.New("unknown policy")
 	// ErrClosed is returned by a store that has been closed.
 	ErrClosed = errors.New("store is closed")
+	// ErrNotDurable is returned when a change could not be made durable
+	// (a failed write or sync of the data file). The change stays made in
+	// memory, and a later write carries it to the disk.
+	ErrNotDurable = errors.New("not durable")
 )
 
 // DefaultPolicy is the name of the policy used when a take names none.

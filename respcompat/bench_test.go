@@ -12,11 +12,14 @@ import (
 	"github.com/tidwall/redcon"
 )
 
-// stubStore answers Throttle at once, so that the benchmarks measure the
-// RESP front alone. Its other methods are not used.
-type stubStore struct{ Store }
+// stubLimiter answers Throttle at once with a fixed decision, so that the
+// benchmarks measure the RESP front alone, against redcon.Server answering
+// a fixed reply. Its other methods are not used (they would panic). It is
+// for the benchmarks only: no test checks behaviour against it, so it
+// cannot stand in for the real limiter, which every test runs.
+type stubLimiter struct{ Limiter }
 
-func (stubStore) Throttle(key string, l bucket.Limit, cost bucket.Tokens) (bucket.Decision, error) {
+func (stubLimiter) Throttle(key string, l bucket.Limit, cost bucket.Tokens) (bucket.Decision, error) {
 	return bucket.Decision{Allowed: true, Limit: l.Capacity, Remaining: l.Capacity - cost, ResetAfter: 2 * time.Second}, nil
 }
 
@@ -27,7 +30,7 @@ const (
 )
 
 // serveBench serves s on 127.0.0.1:0 until the benchmark ends.
-func serveBench(b *testing.B, s Store) string {
+func serveBench(b *testing.B, s Limiter) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -100,7 +103,7 @@ func pipelined(b *testing.B, addr string, conns int) {
 // BenchmarkBareRedcon measures the same against redcon.Server answering a
 // fixed reply. Compare their ns/op.
 func BenchmarkThrottle(b *testing.B) {
-	addr := serveBench(b, stubStore{})
+	addr := serveBench(b, stubLimiter{})
 	b.Run("conns=1", func(b *testing.B) { pipelined(b, addr, 1) })
 	b.Run("conns=8xCPU", func(b *testing.B) { pipelined(b, addr, 8) })
 }
@@ -115,7 +118,7 @@ func BenchmarkBareRedcon(b *testing.B) {
 // encoded reply, without the network: lookup, integer parsing, the store
 // call and the reply.
 func BenchmarkExec(b *testing.B) {
-	srv := New(stubStore{}, Config{})
+	srv := New(stubLimiter{}, Config{})
 	c := &conn{s: srv, authed: true}
 	args := [][]byte{[]byte("CL.THROTTLE"), []byte("user123"), []byte("15"), []byte("30"), []byte("60")}
 	b.ReportAllocs()
@@ -131,7 +134,7 @@ func BenchmarkExec(b *testing.B) {
 // BenchmarkRun adds the framing and parsing of a pipeline of 16 commands
 // already read.
 func BenchmarkRun(b *testing.B) {
-	srv := New(stubStore{}, Config{})
+	srv := New(stubLimiter{}, Config{})
 	c := &conn{s: srv, authed: true}
 	batch := []byte(strings.Repeat(benchCmd, pipeline))
 	b.ReportAllocs()

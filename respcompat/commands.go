@@ -1,13 +1,8 @@
 package respcompat
 
 import (
-	"errors"
 	"sort"
-	"strconv"
 	"strings"
-
-	"github.com/bucketd/bucketd/bucket"
-	"github.com/tidwall/redcon"
 )
 
 // command is one command of the table: what COMMAND says of it, and its
@@ -243,48 +238,6 @@ func (c *conn) dispatch(parent string, subs []subcommand, args [][]byte) {
 	}
 	name := args[1][:min(len(args[1]), 128)]
 	c.err("ERR unknown subcommand '" + string(name) + "'. Try " + strings.ToUpper(parent) + " HELP.")
-}
-
-// Replies. Each appends to the connection's output, written once the
-// commands read together have run.
-
-func (c *conn) ok()                 { c.out = append(c.out, "+OK\r\n"...) }
-func (c *conn) status(s string)     { c.out = redcon.AppendString(c.out, s) }
-func (c *conn) err(msg string)      { c.out = redcon.AppendError(c.out, msg) }
-func (c *conn) int(n int64)         { c.out = redcon.AppendInt(c.out, n) }
-func (c *conn) bulk(b []byte)       { c.out = redcon.AppendBulk(c.out, b) }
-func (c *conn) bulkString(s string) { c.out = redcon.AppendBulkString(c.out, s) }
-func (c *conn) array(n int)         { c.out = redcon.AppendArray(c.out, n) }
-func (c *conn) null()               { c.out = redcon.AppendNull(c.out) }
-
-func (c *conn) bulkInt(n int64) {
-	var b [20]byte
-	c.bulk(strconv.AppendInt(b[:0], n, 10))
-}
-
-func (c *conn) syntaxErr()  { c.err("ERR syntax error") }
-func (c *conn) notInteger() { c.err("ERR value is not an integer or out of range") }
-func (c *conn) arityErr(fullname string) {
-	c.err("ERR wrong number of arguments for '" + fullname + "' command")
-}
-
-// writeError answers a command whose Store call failed: the one place a
-// Store error becomes a reply. An error that is not the client's doing is
-// also logged.
-func (c *conn) writeError(err error) {
-	switch {
-	case errors.Is(err, bucket.ErrClosed):
-		c.err("ERR the server is shutting down")
-	case errors.Is(err, bucket.ErrInvalid), errors.Is(err, bucket.ErrUnknownPolicy):
-		c.err("ERR " + err.Error())
-	default:
-		name := ""
-		if cmd := c.last.Load(); cmd != nil {
-			name = cmd.name
-		}
-		c.s.log.Error("respcompat: store failed", "cmd", name, "addr", c.addr, "err", err)
-		c.err("ERR " + err.Error())
-	}
 }
 
 // Arguments.

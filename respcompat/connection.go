@@ -1,452 +1,289 @@
 package respcompat
 
 import (
-	"cmp"
-	"crypto/subtle"
-	"slices"
-	"strconv"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/redcon"
 )
 
-// redisVersion is the Redis version the server answers as (HELLO, INFO):
-// the commands it implements behave as Redis 7.0's do.
-const redisVersion = "7.0.0"
-
-func cmdPing(c *conn, args [][]byte) {
-	switch len(args) {
-	case 1:
-		c.status("PONG")
-	case 2:
-		c.bulk(args[1])
-	default:
-		c.arityErr("ping")
-	}
-}
-
-func cmdEcho(c *conn, args [][]byte) { c.bulk(args[1]) }
-
-func cmdQuit(c *conn, args [][]byte) {
-	c.ok()
-	c.quit = true
-}
-
-func cmdSelect(c *conn, args [][]byte) {
-	n, ok := parseInt(args[1])
-	switch {
-	case !ok:
-		c.notInteger()
-	case n != 0:
-		c.err("ERR DB index is out of range")
-	default:
-		c.ok()
-	}
-}
-
+// Read buffer sizes. A connection starts with minBuf and grows, while one
+// command does not fit, up to maxBuf: room for one whole command and a read
+// after it. Everything before the command in progress has been run by then,
+// so the buffer never needs more.
 const (
-	errWrongPass = "WRONGPASS invalid username-password pair or user is disabled."
-	errNoPass    = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+	minBuf  = 4 << 10
+	maxBuf  = MaxCommandSize + minBuf
+	maxKeep = 16 << 10 // a buffer larger than this is dropped once empty
 )
 
-// AUTH [username] password. As in Redis 6+: the only user is "default";
-// with no password configured it accepts any password, but the one-argument
-// form is an error that points at the configuration.
-func cmdAuth(c *conn, args [][]byte) {
-	var user, pass []byte
-	switch len(args) {
-	case 2:
-		if c.s.cfg.RequirePass == "" {
-			c.err(errNoPass)
-			return
-		}
-		user, pass = []byte("default"), args[1]
-	case 3:
-		user, pass = args[1], args[2]
-	default:
-		c.syntaxErr()
-		return
-	}
-	if !c.checkPass(user, pass) {
-		c.err(errWrongPass)
-		return
-	}
-	c.authed = true
-	c.ok()
+// conn is one client connection and its session.
+type conn struct {
+	s       *Server
+	nc      net.Conn
+	id      uint64
+	addr    string
+	laddr   string
+	created time.Time
+
+	// Owned by the connection's goroutine.
+	buf    []byte   // bytes read; buf[r:end] are whole commands not yet run
+	r      int      // start of the first command not yet run
+	end    int      // end of the last whole command read
+	w      int      // end of the bytes read
+	f      framer   // finds the commands in buf[end:w] and later reads
+	args   [][]byte // the current command; aliases buf, reused
+	out    []byte   // replies not yet written
+	authed bool     // AUTH succeeded, or no password is required
+	quit   bool     // close after writing the replies so far
+
+	// Shared with CLIENT LIST and INFO on other connections.
+	last   atomic.Pointer[command] // the last command run
+	active atomic.Int64            // when it ran, in Unix nanoseconds
+	ncmds  atomic.Uint64           // commands run
+	mu     sync.Mutex              // guards the fields below
+	name   string                  // CLIENT SETNAME
+	lib    string                  // CLIENT SETINFO LIB-NAME
+	libVer string                  // CLIENT SETINFO LIB-VER
 }
 
-// checkPass reports whether user and pass are the default user's
-// credentials, and on success authenticates the connection.
-func (c *conn) checkPass(user, pass []byte) bool {
-	if string(user) != "default" {
-		return false
+func (s *Server) newConn(nc net.Conn) *conn {
+	now := s.now()
+	c := &conn{
+		s:       s,
+		nc:      nc,
+		id:      s.nextID.Add(1),
+		addr:    nc.RemoteAddr().String(),
+		laddr:   nc.LocalAddr().String(),
+		created: now,
+		authed:  s.cfg.RequirePass == "",
 	}
-	want := c.s.cfg.RequirePass
-	if want != "" && subtle.ConstantTimeCompare(pass, []byte(want)) != 1 {
-		return false
-	}
-	c.authed = true
-	return true
+	c.active.Store(now.UnixNano())
+	return c
 }
 
-// HELLO [protover [AUTH username password] [SETNAME clientname]]. The
-// server speaks RESP2 only: HELLO 3 is answered as Redis answers a protocol
-// version it does not have, with NOPROTO, which go-redis v9 and Lettuce take
-// as the signal to fall back to RESP2 and AUTH (redis-py sends HELLO only
-// when asked for RESP3, and then gives up as it would with any RESP2-only
-// server).
-func cmdHello(c *conn, args [][]byte) {
-	i := 1
-	if len(args) >= 2 {
-		v, ok := parseInt(args[1])
-		if !ok {
-			c.err("ERR Protocol version is not an integer or out of range")
-			return
+// serve reads and runs c's commands until the client goes, a protocol error,
+// QUIT or SHUTDOWN, the idle timeout or the server's Shutdown.
+func (c *conn) serve() {
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.log.Error("respcompat: panic serving a client", "addr", c.addr, "panic", v, "stack", string(debug.Stack()))
 		}
-		if v != 2 {
-			c.err("NOPROTO unsupported protocol version")
-			return
+		// Free the client's slot before closing, so that a client that
+		// sees the connection close can count on connecting again.
+		c.s.mu.Lock()
+		c.s.doneCmds.Add(c.ncmds.Load())
+		delete(c.s.clients, c)
+		c.s.mu.Unlock()
+		c.nc.Close()
+		c.s.wg.Done()
+	}()
+	err := c.loop()
+	var perr protocolError
+	if errors.As(err, &perr) {
+		c.out = redcon.AppendError(c.out, "ERR "+perr.Error())
+		if c.flush() == nil {
+			c.linger()
 		}
-		i = 2
 	}
-	var user, pass, name []byte
-	hasAuth, hasName := false, false
-	for ; i < len(args); i++ {
-		more := len(args) - 1 - i
-		switch {
-		case eqFold(args[i], "auth") && more >= 2:
-			user, pass, hasAuth = args[i+1], args[i+2], true
-			i += 2
-		case eqFold(args[i], "setname") && more >= 1:
-			name, hasName = args[i+1], true
-			if !validName(name) {
-				c.err("ERR Client names cannot contain spaces, newlines or special characters.")
-				return
+}
+
+// loop runs until the connection must close. A protocol error is returned
+// after the replies to the commands before it have been written.
+func (c *conn) loop() error {
+	c.buf = make([]byte, minBuf)
+	for {
+		if err := c.fill(); err != nil {
+			return err
+		}
+	}
+}
+
+// fill reads once, runs every command completed by what was read, and
+// writes the replies.
+func (c *conn) fill() error {
+	c.makeRoom()
+	if c.s.cfg.IdleTimeout > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	}
+	// Checked after setting the deadline: Shutdown sets stopping before it
+	// moves the deadline to the past, so a read cannot miss both.
+	if c.s.stopping.Load() {
+		return net.ErrClosed
+	}
+	n, rerr := c.nc.Read(c.buf[c.w:])
+	end, perr := c.f.scan(c.buf[c.w : c.w+n])
+	if end > 0 {
+		c.end = c.w + end
+	}
+	c.w += n
+	if c.r < c.end {
+		c.active.Store(c.s.now().UnixNano())
+		err := c.run()
+		if ferr := c.flush(); ferr != nil {
+			return ferr
+		}
+		if err != nil {
+			return err
+		}
+		if c.quit {
+			return io.EOF
+		}
+	}
+	if perr != nil {
+		return perr
+	}
+	return rerr
+}
+
+// makeRoom makes room for a read after the bytes not yet run: at most one
+// unfinished command, which the framer bounds by MaxCommandSize, so that
+// maxBuf always leaves minBuf free.
+func (c *conn) makeRoom() {
+	if c.r == c.w {
+		c.r, c.end, c.w = 0, 0, 0
+		if len(c.buf) > maxKeep {
+			c.buf = make([]byte, minBuf)
+		}
+	}
+	if len(c.buf)-c.w >= minBuf {
+		return
+	}
+	pending := c.w - c.r
+	size := len(c.buf)
+	for size-pending < minBuf && size < maxBuf {
+		size = min(2*size, maxBuf)
+	}
+	nb := c.buf
+	if size > len(c.buf) {
+		nb = make([]byte, size)
+		c.s.noteInputBuf(size)
+	}
+	copy(nb, c.buf[c.r:c.w])
+	c.buf, c.w, c.end, c.r = nb, pending, c.end-c.r, 0
+}
+
+func (s *Server) noteInputBuf(n int) {
+	for {
+		old := s.maxInputBuf.Load()
+		if int64(n) <= old || s.maxInputBuf.CompareAndSwap(old, int64(n)) {
+			return
+		}
+	}
+}
+
+// run runs the whole commands in buf[r:end].
+func (c *conn) run() error {
+	var ran uint64
+	for c.r < c.end && !c.quit {
+		p := c.buf[c.r:c.end]
+		if n := emptyCommand(p); n > 0 {
+			c.r += n
+			continue
+		}
+		if p[0] == '*' {
+			complete, args, _, rest, err := redcon.ReadNextCommand(p, c.args)
+			if err != nil || !complete {
+				// The framer has checked this command; redcon disagreeing
+				// is a bug, and the stream cannot be trusted past it.
+				return protocolError("invalid request")
 			}
-			i++
-		default:
-			c.err("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
-			return
+			c.r += len(p) - len(rest)
+			c.args = args
+		} else {
+			i := bytesIndexNL(p)
+			line := p[:i]
+			c.r += i + 1
+			if len(line) > 0 && line[len(line)-1] == '\r' {
+				line = line[:len(line)-1]
+			}
+			args, err := splitInline(line, c.args)
+			if err != nil {
+				return err
+			}
+			c.args = args
+			if len(args) == 0 {
+				continue
+			}
+		}
+		c.exec(c.args)
+		ran++
+	}
+	c.ncmds.Add(ran)
+	return nil
+}
+
+// emptyCommand returns the length of the empty command ("*0\r\n",
+// "*-1\r\n") p starts with, or 0 if it starts with another.
+func emptyCommand(p []byte) int {
+	if len(p) < 4 || p[0] != '*' || p[1] != '-' && p[1] != '0' {
+		return 0
+	}
+	i := bytesIndexNL(p)
+	if n, ok := parseDigits(p[1 : i-1]); !ok || n > 0 {
+		return 0
+	}
+	return i + 1
+}
+
+func bytesIndexNL(p []byte) int {
+	for i, b := range p {
+		if b == '\n' {
+			return i
 		}
 	}
-	if hasAuth && !c.checkPass(user, pass) {
-		c.err(errWrongPass)
-		return
-	}
-	if !c.authed {
-		c.err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
-		return
-	}
-	if hasName {
-		c.setName(string(name))
-	}
-	c.array(14)
-	c.bulkString("server")
-	c.bulkString("redis")
-	c.bulkString("version")
-	c.bulkString(redisVersion)
-	c.bulkString("proto")
-	c.int(2)
-	c.bulkString("id")
-	c.int(int64(c.id))
-	c.bulkString("mode")
-	c.bulkString("standalone")
-	c.bulkString("role")
-	c.bulkString("master")
-	c.bulkString("modules")
-	c.array(0)
+	return len(p) - 1 // unreachable: the framer found the '\n'
 }
 
-func (c *conn) setName(name string) {
-	c.mu.Lock()
-	c.name = name
-	c.mu.Unlock()
-}
-
-var clientSubs = []subcommand{
-	{"id", 2, func(c *conn, args [][]byte) { c.int(int64(c.id)) }},
-	{"getname", 2, clientGetName},
-	{"setname", 3, clientSetName},
-	{"setinfo", 4, clientSetInfo},
-	{"info", 2, func(c *conn, args [][]byte) { c.bulkString(c.info(c.s.now())) }},
-	{"list", -2, clientList},
-	{"help", 2, func(c *conn, args [][]byte) {
-		c.help("CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-			"GETNAME", "    Return the name of the current connection.",
-			"ID", "    Return the ID of the current connection.",
-			"INFO", "    Return information about the current client connection.",
-			"LIST [TYPE normal|master|replica|pubsub] [ID <id> [<id> ...]]", "    Return information about client connections.",
-			"SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
-			"SETNAME <name>", "    Assign the name <name> to the current connection.",
-			"HELP", "    Print this help.")
-	}},
-}
-
-func cmdClient(c *conn, args [][]byte) { c.dispatch("client", clientSubs, args) }
-
-func clientGetName(c *conn, args [][]byte) {
-	c.mu.Lock()
-	name := c.name
-	c.mu.Unlock()
-	if name == "" {
-		c.null()
-		return
+// flush writes the replies.
+func (c *conn) flush() error {
+	if len(c.out) == 0 {
+		return nil
 	}
-	c.bulkString(name)
-}
-
-func clientSetName(c *conn, args [][]byte) {
-	if !validName(args[2]) {
-		c.err("ERR Client names cannot contain spaces, newlines or special characters.")
-		return
+	if c.s.cfg.IdleTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 	}
-	c.setName(string(args[2]))
-	c.ok()
-}
-
-// CLIENT SETINFO LIB-NAME|LIB-VER value, as in Redis 7.2 (go-redis v9 sends
-// both on connecting).
-func clientSetInfo(c *conn, args [][]byte) {
-	var lib bool
-	switch {
-	case eqFold(args[2], "lib-name"):
-		lib = true
-	case eqFold(args[2], "lib-ver"):
-	default:
-		c.err("ERR Unrecognized option '" + string(args[2]) + "'")
-		return
-	}
-	if !validName(args[3]) {
-		c.err("ERR " + string(args[2]) + " cannot contain spaces, newlines or special characters.")
-		return
-	}
-	c.mu.Lock()
-	if lib {
-		c.lib = string(args[3])
+	_, err := c.nc.Write(c.out)
+	if cap(c.out) > maxKeep {
+		c.out = nil
 	} else {
-		c.libVer = string(args[3])
+		c.out = c.out[:0]
 	}
-	c.mu.Unlock()
-	c.ok()
+	return err
 }
 
-// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id [id ...]]: every
-// client is of type normal.
-func clientList(c *conn, args [][]byte) {
-	typeOK := true
-	var ids map[uint64]bool
-	for i := 2; i < len(args); {
-		switch {
-		case eqFold(args[i], "type") && i+1 < len(args):
-			switch strings.ToLower(string(args[i+1])) {
-			case "normal":
-			case "master", "replica", "slave", "pubsub":
-				typeOK = false
-			default:
-				c.err("ERR Unknown client type '" + string(args[i+1]) + "'")
-				return
-			}
-			i += 2
-		case eqFold(args[i], "id") && i+1 < len(args):
-			ids = make(map[uint64]bool)
-			for i++; i < len(args); i++ {
-				id, err := strconv.ParseUint(string(args[i]), 10, 64)
-				if err != nil || id == 0 {
-					c.err("ERR Invalid client ID")
-					return
-				}
-				ids[id] = true
-			}
-		default:
-			c.syntaxErr()
-			return
-		}
+// linger half-closes the connection after a protocol error and discards
+// what the client still sends, for up to a second, so that the client
+// reads the error before the connection goes (closing a socket with
+// unread input would reset it and could lose the reply).
+func (c *conn) linger() {
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	io.Copy(io.Discard, c.nc)
+}
+
+// info returns c's line of CLIENT LIST, in Redis's format.
+func (c *conn) info(now time.Time) string {
+	c.mu.Lock()
+	name, lib, libVer := c.name, c.lib, c.libVer
+	c.mu.Unlock()
+	last := "NULL"
+	if cmd := c.last.Load(); cmd != nil {
+		last = cmd.name
 	}
 	var b strings.Builder
-	if typeOK {
-		now := c.s.now()
-		for _, o := range c.s.clientsByID() {
-			if ids == nil || ids[o.id] {
-				b.WriteString(o.info(now))
-			}
-		}
-	}
-	c.bulkString(b.String())
-}
-
-// clientsByID returns the connected clients, oldest first.
-func (s *Server) clientsByID() []*conn {
-	s.mu.Lock()
-	list := make([]*conn, 0, len(s.clients))
-	for c := range s.clients {
-		list = append(list, c)
-	}
-	s.mu.Unlock()
-	slices.SortFunc(list, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
-	return list
-}
-
-// help writes a HELP reply: lines as simple strings, as Redis does.
-func (c *conn) help(lines ...string) {
-	c.array(len(lines))
-	for _, l := range lines {
-		c.status(l)
-	}
-}
-
-var commandSubs = []subcommand{
-	{"count", 2, func(c *conn, args [][]byte) { c.int(int64(len(c.s.list))) }},
-	{"info", -2, commandInfo},
-	{"docs", -2, commandDocs},
-	{"list", -2, commandList},
-	{"help", 2, func(c *conn, args [][]byte) {
-		c.help("COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-			"(no subcommand)", "    Return details about all commands.",
-			"COUNT", "    Return the total number of commands in this server.",
-			"LIST", "    Return a list of all commands in this server.",
-			"INFO [<command-name> ...]", "    Return details about multiple commands.",
-			"DOCS [<command-name> ...]", "    Return documentation details about multiple commands.",
-			"HELP", "    Print this help.")
-	}},
-}
-
-func cmdCommand(c *conn, args [][]byte) {
-	if len(args) == 1 {
-		c.allCommandInfo()
-		return
-	}
-	c.dispatch("command", commandSubs, args)
-}
-
-func (c *conn) allCommandInfo() {
-	c.array(len(c.s.list))
-	for _, cmd := range c.s.list {
-		c.commandInfo(cmd)
-	}
-}
-
-// COMMAND INFO [name ...]: nil for a name the server does not have.
-func commandInfo(c *conn, args [][]byte) {
-	if len(args) == 2 {
-		c.allCommandInfo()
-		return
-	}
-	c.array(len(args) - 2)
-	for _, name := range args[2:] {
-		if cmd := c.s.lookup(name); cmd != nil {
-			c.commandInfo(cmd)
-		} else {
-			c.null()
-		}
-	}
-}
-
-// commandInfo writes cmd's entry of COMMAND in Redis 7's ten-element form.
-func (c *conn) commandInfo(cmd *command) {
-	c.array(10)
-	c.bulkString(cmd.name)
-	c.int(int64(cmd.arity))
-	c.array(len(cmd.flags))
-	for _, f := range cmd.flags {
-		c.status(f)
-	}
-	c.int(int64(cmd.firstKey))
-	c.int(int64(cmd.lastKey))
-	c.int(int64(cmd.step))
-	c.array(len(cmd.acl))
-	for _, a := range cmd.acl {
-		c.status(a)
-	}
-	c.array(0) // tips
-	c.array(0) // key specs
-	c.array(0) // subcommands
-}
-
-func commandList(c *conn, args [][]byte) {
-	if len(args) > 2 {
-		c.syntaxErr() // FILTERBY is not supported
-		return
-	}
-	c.array(len(c.s.list))
-	for _, cmd := range c.s.list {
-		c.bulkString(cmd.name)
-	}
-}
-
-// COMMAND DOCS [name ...]: a flat array of names and their docs, in the
-// shape redis-cli 7 reads at startup for its help and hints. Unknown names
-// are left out.
-func commandDocs(c *conn, args [][]byte) {
-	var cmds []*command
-	if len(args) == 2 {
-		cmds = c.s.list
-	} else {
-		for _, name := range args[2:] {
-			if cmd := c.s.lookup(name); cmd != nil {
-				cmds = append(cmds, cmd)
-			}
-		}
-	}
-	c.array(2 * len(cmds))
-	for _, cmd := range cmds {
-		c.bulkString(cmd.name)
-		n := 8
-		if len(cmd.doc.args) > 0 {
-			n += 2
-		}
-		c.array(n)
-		c.bulkString("summary")
-		c.bulkString(cmd.doc.summary)
-		c.bulkString("since")
-		c.bulkString(cmd.doc.since)
-		c.bulkString("group")
-		c.bulkString(cmd.doc.group)
-		c.bulkString("complexity")
-		c.bulkString(cmd.doc.complexity)
-		if len(cmd.doc.args) > 0 {
-			c.bulkString("arguments")
-			c.docArgs(cmd.doc.args)
-		}
-	}
-}
-
-func (c *conn) docArgs(args []docArg) {
-	c.array(len(args))
-	for _, a := range args {
-		n := 4
-		if a.token != "" {
-			n += 2
-		}
-		if a.optional || a.multiple {
-			n += 2
-		}
-		if len(a.sub) > 0 {
-			n += 2
-		}
-		c.array(n)
-		c.bulkString("name")
-		c.bulkString(a.name)
-		c.bulkString("type")
-		c.bulkString(a.typ)
-		if a.token != "" {
-			c.bulkString("token")
-			c.bulkString(a.token)
-		}
-		if a.optional || a.multiple {
-			c.bulkString("flags")
-			var flags []string
-			if a.optional {
-				flags = append(flags, "optional")
-			}
-			if a.multiple {
-				flags = append(flags, "multiple")
-			}
-			c.array(len(flags))
-			for _, f := range flags {
-				c.status(f) // redis-cli asserts flags are status replies
-			}
-		}
-		if len(a.sub) > 0 {
-			c.bulkString("arguments")
-			c.docArgs(a.sub)
-		}
-	}
+	fmt.Fprintf(&b, "id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 ",
+		c.id, c.addr, c.laddr, name, int64(now.Sub(c.created)/time.Second), (now.UnixNano()-c.active.Load())/int64(time.Second))
+	fmt.Fprintf(&b, "qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=2 lib-name=%s lib-ver=%s\n",
+		last, lib, libVer)
+	return b.String()
 }

@@ -4,8 +4,9 @@
 // BUCKET.TAKE (the server's own policies), and read, set and reset buckets,
 // which look like Redis hashes.
 //
-// Create a Server with New over a Store (storage.DB implements it), bind a
-// listener, and call Serve; Shutdown stops it. The package reads requests
+// Create a Server with New over a Limiter (package limiter implements it;
+// main.go passes one over the embedded store), bind a listener, and call
+// Serve; Shutdown stops it. It does not import package storage. The package reads requests
 // with its own bounded buffer and redcon's zero-copy parser, and writes
 // replies with redcon's encoders.
 //
@@ -19,12 +20,19 @@
 //	rate           how fast it refills ("1/3s", "10/s", "30/m")
 //	updated_at_ms  when it last changed, Unix milliseconds
 //	full_in_ms     milliseconds until it is full, rounded up
-//	policy         the policy it was last taken under
+//	policy         the policy, or "(cl.throttle)" for CL.THROTTLE's bucket
 //
-// For a policy of several limits, the fields are those of the limit with
-// the fewest tokens left (the first such in the policy's order): the one
-// that decides the next take. A key with no bucket is a full bucket, and
-// reads as a missing hash does in Redis. Only tokens can be set.
+// A key has a bucket per policy it was taken under, and one of its own for
+// CL.THROTTLE. The hash is its bucket under the default policy when that is
+// not full, exactly as a take of 0 sees it (BUCKET.TAKE key 0, GET
+// /v1/buckets/key); otherwise its first bucket that is not full: other
+// policies by name, then CL.THROTTLE's. For a policy of several limits,
+// the fields are those of the limit with the fewest tokens left (the first
+// such in the policy's order): the one that decides the next take. A full
+// bucket does not exist: a key whose buckets are all full reads as a
+// missing hash does in Redis, and EXISTS, DBSIZE, KEYS and SCAN leave it
+// out from the instant it is full. Only tokens can be set, under the
+// default policy.
 //
 // # Commands
 //
@@ -34,7 +42,11 @@
 //	    redis-cell's command, with its reply, rounding and error texts:
 //	    [limited 0|1, limit, remaining, retry_after_s, reset_after_s]; a
 //	    bucket of max_burst+1 tokens earning count every period seconds.
-//	    quantity 0 peeks; one more than the limit is refused with retry -1.
+//	    quantity 0 peeks; one more than the limit is refused with retry -1;
+//	    a negative quantity gives tokens back, never above the limit. The
+//	    key's CL.THROTTLE bucket is apart from its policy buckets; called
+//	    with other limits, it keeps its time until full, as redis-cell does.
+//	    Takes are counted (INFO policies, cl_throttle).
 //	BUCKET.TAKE key [cost] [POLICY name]
 //	    Takes cost tokens (a decimal, default 1; 0 peeks) under one of the
 //	    server's policies (the default one when name is absent or empty;
@@ -90,6 +102,9 @@
 //	      policies:3
 //	      default_policy:free
 //	      policy_free:allowed=120,denied=3,shadow=0
+//	      cl_throttle:allowed=40,denied=2
+//	    persistence's rdb_last_bgsave_status is "err" while the data file
+//	    cannot be written (or the store is closed), whoever wrote last.
 //	CONFIG GET pattern [pattern ...]
 //	    Patterns are globs, as KEYS's, matched in any case. Parameters:
 //	      capacity, rate   the default policy's limit; a policy of several
@@ -141,6 +156,10 @@
 // write. Config.MaxClients bounds the connections (one more is answered
 // "-ERR max number of clients reached" and closed) and Config.IdleTimeout
 // closes idle ones.
+//
+// A change that was made but could not be written to the data file (under
+// --sync always) is answered "-MISCONF ...", as Redis refuses the writes it
+// cannot persist; the change stays made.
 //
 // Redis features with no meaning here are not implemented and answer
 // "unknown command": strings, lists and the other types, MULTI/EXEC,

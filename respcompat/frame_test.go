@@ -1,18 +1,10 @@
 package respcompat
 
 import (
-	"bytes"
-	"context"
-	"io"
-	"net"
-	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -159,218 +151,37 @@ func TestCommandSizeLimits(t *testing.T) {
 	assert.Equal(t, "-ERR Protocol error: too big inline request\r\n", rc.expectEOF())
 }
 
-// allocated returns the bytes allocated so far by the whole process.
-func allocated() uint64 {
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.TotalAlloc
-}
-
-// streamSize is how much the memory tests send: far more than any buffer
-// the server may keep.
-const streamSize = 10 << 20
-
-// What a client claims or streams does not grow the server's memory: the
-// connection's read buffer stays under MaxCommandSize plus one read, and the
-// process allocates far less than the client sent. Not parallel, so that
-// other tests' allocations do not count.
-func TestMemoryBounded(t *testing.T) {
-	ts := start(t, Config{})
-	maxInput := func() int {
-		info, err := ts.client(t).Info(ctxT(t), "clients").Result()
-		require.NoError(t, err)
-		for _, line := range strings.Split(info, "\r\n") {
-			if v, ok := strings.CutPrefix(line, "client_recent_max_input_buffer:"); ok {
-				n, err := strconv.Atoi(v)
-				require.NoError(t, err)
-				return n
-			}
-		}
-		t.Fatal("no client_recent_max_input_buffer in INFO")
-		return 0
-	}
-
-	// stream writes n bytes of unit, repeated, while reading what the
-	// server answers; it returns the answer and the bytes allocated.
-	stream := func(t *testing.T, prefix string, unit []byte) (string, uint64) {
-		t.Helper()
-		rc := ts.raw(t)
-		payload := bytes.Repeat(unit, streamSize/len(unit))
-		runtime.GC()
-		before := allocated()
-		werr := make(chan error, 1)
-		go func() {
-			_, err := io.WriteString(rc.nc, prefix)
-			if err == nil {
-				_, err = rc.nc.Write(payload)
-			}
-			rc.nc.(*net.TCPConn).CloseWrite() // done: the server need not wait
-			werr <- err
-		}()
-		var out bytes.Buffer
-		if _, err := io.Copy(&out, rc.nc); err != nil {
-			// The server stops reading a second after the error.
-			require.ErrorIs(t, err, syscall.ECONNRESET)
-		}
-		// The writer may have been cut off by the close; either is fine.
-		<-werr
-		return out.String(), allocated() - before
-	}
-
-	t.Run("endless inline line", func(t *testing.T) {
-		out, alloc := stream(t, "", []byte("aaaaaaaaaaaaaaaa"))
-		assert.Equal(t, "-ERR Protocol error: too big inline request\r\n", out)
-		assert.Less(t, alloc, uint64(streamSize/4), "allocated %d bytes", alloc)
-	})
-	t.Run("a claimed 2 GB argument, then its bytes", func(t *testing.T) {
-		out, alloc := stream(t, "*1\r\n$2000000000\r\n", []byte("aaaaaaaaaaaaaaaa"))
-		assert.Equal(t, "-ERR Protocol error: invalid bulk length\r\n", out)
-		assert.Less(t, alloc, uint64(streamSize/4), "allocated %d bytes", alloc)
-	})
-	t.Run("valid commands, never a pause", func(t *testing.T) {
-		rc := ts.raw(t)
-		unit := []byte(encode("PING"))
-		payload := bytes.Repeat(unit, streamSize/len(unit))
-		runtime.GC()
-		before := allocated()
-		done := make(chan int64, 1)
-		go func() {
-			// Count the replies' bytes without keeping them.
-			n, _ := io.CopyN(io.Discard, rc.nc, int64(len(payload)/len(unit)*len("+PONG\r\n")))
-			done <- n
-		}()
-		_, err := rc.nc.Write(payload)
-		require.NoError(t, err)
-		assert.Equal(t, int64(len(payload)/len(unit)*len("+PONG\r\n")), <-done)
-		alloc := allocated() - before
-		assert.Less(t, alloc, uint64(streamSize/4), "allocated %d bytes", alloc)
-	})
-	assert.LessOrEqual(t, maxInput(), maxBuf, "no read buffer grew past maxBuf")
-}
-
-func TestIdleTimeout(t *testing.T) {
+func TestSplitInline(t *testing.T) {
 	t.Parallel()
-	ts := start(t, Config{IdleTimeout: 100 * time.Millisecond})
-	// A client that sends nothing is closed.
-	ts.raw(t).expectClosed()
-	// Nor does one that stops halfway through a command.
-	rc := ts.raw(t)
-	rc.send("*1\r\n$4\r\nPI")
-	rc.expectClosed()
-}
-
-func TestMaxClients(t *testing.T) {
-	t.Parallel()
-	ts := start(t, Config{MaxClients: 2})
-	a, b := ts.raw(t), ts.raw(t)
-	assert.Equal(t, "+PONG\r\n", a.do("PING"))
-	assert.Equal(t, "+PONG\r\n", b.do("PING"))
-
-	// The third is told and closed, as Redis does.
-	over := ts.raw(t)
-	assert.Equal(t, "-ERR max number of clients reached\r\n", over.expectEOF())
-
-	// Once a client has gone, there is room again.
-	assert.Equal(t, "+OK\r\n", a.do("QUIT"))
-	a.expectEOF()
-	c := ts.raw(t)
-	assert.Equal(t, "+PONG\r\n", c.do("PING"))
-	info := c.do("INFO", "stats", "clients")
-	assert.Contains(t, info, "rejected_connections:1\r\n")
-	assert.Contains(t, info, "connected_clients:2\r\n")
-	assert.Contains(t, info, "maxclients:2\r\n")
-}
-
-func TestShutdown(t *testing.T) {
-	t.Parallel()
-	t.Run("closes idle clients and returns", func(t *testing.T) {
-		ts := start(t, Config{})
-		rcs := []*rawConn{ts.raw(t), ts.raw(t)}
-		for _, rc := range rcs {
-			assert.Equal(t, "+PONG\r\n", rc.do("PING"))
-		}
-		require.NoError(t, ts.Shutdown(ctxT(t)))
-		assert.NoError(t, <-ts.done, "Serve returns nil after Shutdown")
-		ts.done <- nil // for the cleanup
-		for _, rc := range rcs {
-			assert.Empty(t, rc.expectEOF())
-		}
-		_, err := net.DialTimeout("tcp", ts.addr, testTimeout)
-		assert.Error(t, err, "the listener is closed")
-
-		// Serve after Shutdown returns at once.
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		assert.NoError(t, ts.Serve(ln))
-		_, err = ln.Accept()
-		assert.ErrorIs(t, err, net.ErrClosed, "Serve closed the listener")
-	})
-	t.Run("waits for a running command, up to the context", func(t *testing.T) {
-		ts := start(t, Config{})
-		entered, release := make(chan struct{}), make(chan struct{})
-		ts.store.mu.Lock()
-		ts.store.saveHook = func() { close(entered); <-release }
-		ts.store.mu.Unlock()
-		rc := ts.raw(t)
-		rc.send(encode("SAVE"))
-		<-entered
-		ctx, cancel := context.WithCancel(context.Background())
-		shut := make(chan error, 1)
-		go func() { shut <- ts.Shutdown(ctx) }()
-		cancel()
-		assert.ErrorIs(t, <-shut, context.Canceled)
-		assert.Empty(t, rc.expectEOF(), "connections are closed when the context ends")
-		close(release)
-	})
-	t.Run("a running command finishes and is answered", func(t *testing.T) {
-		ts := start(t, Config{})
-		entered, release := make(chan struct{}), make(chan struct{})
-		ts.store.mu.Lock()
-		ts.store.saveHook = func() { close(entered); <-release }
-		ts.store.mu.Unlock()
-		rc := ts.raw(t)
-		rc.send(encode("SAVE"))
-		<-entered
-		shut := make(chan error, 1)
-		go func() { shut <- ts.Shutdown(ctxT(t)) }()
-		close(release)
-		assert.NoError(t, <-shut)
-		assert.Equal(t, "+OK\r\n", rc.expectEOF())
-	})
-	t.Run("Serve twice", func(t *testing.T) {
-		ts := start(t, Config{})
-		assert.Equal(t, "+PONG\r\n", ts.raw(t).do("PING"), "the first Serve is running")
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer ln.Close()
-		assert.EqualError(t, ts.Serve(ln), "respcompat: Serve called twice")
-	})
-}
-
-// go-redis with a pool of connections, concurrently: every take is
-// counted once.
-func TestConcurrentClients(t *testing.T) {
-	t.Parallel()
-	ts := start(t, Config{})
-	c := ts.client(t, func(o *redis.Options) { o.PoolSize = 8 })
-	ctx := ctxT(t)
-	const workers, each = 8, 50
-	errs := make(chan error, workers)
-	for range workers {
-		go func() {
-			for range each {
-				if err := c.Do(ctx, "CL.THROTTLE", "shared", 999, 1, 60).Err(); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}()
+	tests := []struct {
+		line string
+		want []string
+		err  bool
+	}{
+		{"", nil, false},
+		{"   ", nil, false},
+		{"a b  c", []string{"a", "b", "c"}, false},
+		{`"a b" 'c d'`, []string{"a b", "c d"}, false},
+		{`"\x41\x4a\x4A\xz"`, []string{"AJJxz"}, false},
+		{`"\n\r\t\b\a\\\"q"`, []string{"\n\r\t\b\a\\\"q"}, false},
+		{`'a\'b' 'a\nb'`, []string{"a'b", `a\nb`}, false},
+		{`a"b c"d`, nil, true},
+		{`"abc`, nil, true},
+		{`'abc`, nil, true},
+		{`"" ''`, []string{"", ""}, false},
+		{"a\tb", []string{"a", "b"}, false},
 	}
-	for range workers {
-		require.NoError(t, <-errs)
+	for _, tt := range tests {
+		got, err := splitInline([]byte(tt.line), nil)
+		if tt.err {
+			assert.ErrorIs(t, err, errUnbalanced, "%q", tt.line)
+			continue
+		}
+		require.NoError(t, err, "%q", tt.line)
+		var strs []string
+		for _, a := range got {
+			strs = append(strs, string(a))
+		}
+		assert.Equal(t, tt.want, strs, "%q", tt.line)
 	}
-	got, err := c.Do(ctx, "CL.THROTTLE", "shared", 999, 1, 60, 0).Int64Slice()
-	require.NoError(t, err)
-	assert.Equal(t, int64(1000-workers*each), got[2])
 }

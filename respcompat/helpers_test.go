@@ -5,12 +5,17 @@ import (
 	"context"
 	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/limiter"
+	"github.com/bucketd/bucketd/storage"
+	"github.com/bucketd/bucketd/storage/storetest"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -20,26 +25,73 @@ import (
 // test instead of hanging it.
 const testTimeout = 10 * time.Second
 
-// testServer is a Server on 127.0.0.1:0 over a fakeStore, shut down when
-// the test ends.
-type testServer struct {
-	*Server
-	store *fakeStore
-	addr  string
-	done  chan error // Serve's result
+// testPolicies are the policies start serves: the default, 15 tokens
+// refilling one every 3 s; "burst", 5 tokens at 1/s; "shadow", a shadow
+// policy of 1 token a minute; and "daily", 10 tokens at 1/s and 20 a day.
+var testPolicies = []bucket.Policy{
+	{Name: "default", Limits: []bucket.Limit{{Capacity: 15 * bucket.Token, Rate: bucket.Every(3 * time.Second)}}},
+	{Name: "burst", Limits: []bucket.Limit{{Capacity: 5 * bucket.Token, Rate: bucket.PerSecond(1)}}},
+	{Name: "shadow", Shadow: true, Limits: []bucket.Limit{{Capacity: bucket.Token, Rate: bucket.Every(time.Minute)}}},
+	{Name: "daily", Limits: []bucket.Limit{
+		{Capacity: 10 * bucket.Token, Rate: bucket.PerSecond(1)},
+		{Capacity: 20 * bucket.Token, Rate: bucket.Rate{Tokens: 20 * bucket.Token, Per: 24 * time.Hour}},
+	}},
 }
 
-// start serves a new fakeStore with cfg. cfg.Now defaults to the fake
-// store's start instant, so that TIME and ages are fixed.
+// stack is what main.go serves, built as main.go builds it: the embedded
+// store in a file of t.TempDir(), on a fake clock that only the test moves,
+// and the limiter over it. Every respcompat test runs on one, so that what
+// the tests check is what the server does, not what an imitation of the
+// store does.
+type stack struct {
+	clock *storetest.Clock
+	db    *storage.DB
+	lim   *limiter.Limiter
+}
+
+// newStack opens a store with opts, whose Clock it sets to a new fake
+// clock at storetest.T0, and a limiter over it whose default policy is
+// limiter.DefaultLimit (5 tokens, one every 3 s). The store is closed when
+// the test ends.
+func newStack(t *testing.T, opts storage.Options) *stack {
+	t.Helper()
+	clock := storetest.NewClock(storetest.T0)
+	opts.Clock = clock
+	db, err := storage.Open(filepath.Join(t.TempDir(), "bucketd.db"), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
+	lim, err := limiter.New(db, limiter.Options{})
+	require.NoError(t, err)
+	return &stack{clock: clock, db: db, lim: lim}
+}
+
+// testServer is a Server on 127.0.0.1:0 over a stack, shut down when the
+// test ends (before the store closes).
+type testServer struct {
+	*Server
+	*stack
+	addr string
+	done chan error // Serve's result
+}
+
+// start serves a new stack with testPolicies, configured by cfg.
 func start(t *testing.T, cfg Config) *testServer {
 	t.Helper()
-	f := newFake()
+	st := newStack(t, storage.Options{})
+	require.NoError(t, st.lim.SetPolicies("default", testPolicies))
+	return serve(t, st, st.lim, cfg)
+}
+
+// serve serves l, which is st.lim or a wrapper of it, with cfg. cfg.Now
+// defaults to st's clock, so that TIME and ages move only with it.
+func serve(t *testing.T, st *stack, l Limiter, cfg Config) *testServer {
+	t.Helper()
 	if cfg.Now == nil {
-		cfg.Now = func() time.Time { return epoch }
+		cfg.Now = st.clock.Wall
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	ts := &testServer{Server: New(f, cfg), store: f, addr: ln.Addr().String(), done: make(chan error, 1)}
+	ts := &testServer{Server: New(l, cfg), stack: st, addr: ln.Addr().String(), done: make(chan error, 1)}
 	go func() { ts.done <- ts.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -48,6 +100,15 @@ func start(t *testing.T, cfg Config) *testServer {
 		assert.NoError(t, <-ts.done)
 	})
 	return ts
+}
+
+// size returns the number of keys that have a bucket that is not full, as
+// the limiter counts them.
+func (st *stack) size(t *testing.T) int {
+	t.Helper()
+	n, err := st.lim.Len()
+	require.NoError(t, err)
+	return n
 }
 
 func ctxT(t *testing.T) context.Context {

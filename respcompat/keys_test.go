@@ -1,158 +1,16 @@
 package respcompat
 
 import (
+	"slices"
 	"sort"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/bucketd/bucketd/storage"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
-
-func TestBucketAsHash(t *testing.T) {
-	t.Parallel()
-	ts := start(t, Config{})
-	c := ts.client(t)
-	ctx := ctxT(t)
-
-	// An absent key is a missing hash.
-	all, err := c.HGetAll(ctx, "joe").Result()
-	require.NoError(t, err)
-	assert.Empty(t, all)
-	assert.Equal(t, redis.Nil, c.HGet(ctx, "joe", "tokens").Err())
-	assert.Equal(t, []any{nil, nil}, c.HMGet(ctx, "joe", "tokens", "rate").Val())
-	assert.False(t, c.HExists(ctx, "joe", "tokens").Val())
-	assert.Zero(t, c.HLen(ctx, "joe").Val())
-	assert.Empty(t, c.HKeys(ctx, "joe").Val())
-	assert.Empty(t, c.HVals(ctx, "joe").Val())
-	assert.Zero(t, c.HStrLen(ctx, "joe", "tokens").Val())
-	assert.Equal(t, "none", c.Type(ctx, "joe").Val())
-	assert.Equal(t, time.Duration(-2), c.TTL(ctx, "joe").Val())
-	assert.Equal(t, time.Duration(-2), c.PTTL(ctx, "joe").Val())
-	assert.Zero(t, c.Exists(ctx, "joe").Val())
-
-	// One take: 14 of 15 tokens, full again in 3 s.
-	require.NoError(t, c.Do(ctx, "BUCKET.TAKE", "joe").Err())
-	want := map[string]string{
-		"tokens": "14", "capacity": "15", "rate": "1/3s",
-		"updated_at_ms": ms(epoch), "full_in_ms": "3000", "policy": "default",
-	}
-	assert.Equal(t, want, c.HGetAll(ctx, "joe").Val())
-	assert.Equal(t, "hash", c.Type(ctx, "joe").Val())
-	assert.Equal(t, int64(1), c.Exists(ctx, "joe").Val())
-	assert.Equal(t, int64(6), c.HLen(ctx, "joe").Val())
-	assert.Equal(t, []string{"tokens", "capacity", "rate", "updated_at_ms", "full_in_ms", "policy"}, c.HKeys(ctx, "joe").Val())
-	assert.Equal(t, []string{"14", "15", "1/3s", ms(epoch), "3000", "default"}, c.HVals(ctx, "joe").Val())
-
-	// The fields are computed when read: 1.5 s later it holds 14.5.
-	ts.store.advance(1500 * time.Millisecond)
-	assert.Equal(t, "14.5", c.HGet(ctx, "joe", "tokens").Val())
-	assert.Equal(t, []any{"14.5", "1500", nil}, c.HMGet(ctx, "joe", "tokens", "full_in_ms", "nope").Val())
-	assert.True(t, c.HExists(ctx, "joe", "rate").Val())
-	assert.False(t, c.HExists(ctx, "joe", "Rate").Val(), "fields are case-sensitive")
-	assert.Equal(t, redis.Nil, c.HGet(ctx, "joe", "nope").Err())
-	assert.Equal(t, int64(4), c.HStrLen(ctx, "joe", "rate").Val())
-	assert.Equal(t, 2*time.Second, c.TTL(ctx, "joe").Val(), "1.5 s rounds up to 2")
-	assert.Equal(t, 1500*time.Millisecond, c.PTTL(ctx, "joe").Val())
-
-	// HSET sets the tokens, clamped to [0, capacity].
-	tests := []struct{ value, tokens, fullIn string }{
-		{"2.25", "2.25", "38250"},
-		{"100", "15", "0"},
-		{"0", "0", "45000"},
-		{"-5", "0", "45000"},
-		{"+3", "3", "36000"},
-		{"0.000001", "0.000001", "45000"},
-	}
-	for _, tt := range tests {
-		n, err := c.HSet(ctx, "joe", "tokens", tt.value).Result()
-		require.NoError(t, err, tt.value)
-		assert.Zero(t, n, "HSET replies 0: the field already exists")
-		assert.Equal(t, []any{tt.tokens, tt.fullIn}, c.HMGet(ctx, "joe", "tokens", "full_in_ms").Val(), tt.value)
-	}
-	require.NoError(t, c.HMSet(ctx, "joe", "tokens", "7").Err())
-	assert.Equal(t, "7", c.HGet(ctx, "joe", "tokens").Val())
-
-	// HSET on a new key makes it under the default policy.
-	require.NoError(t, c.HSet(ctx, "ann", "tokens", "1").Err())
-	assert.Equal(t, []any{"1", "15", "default"}, c.HMGet(ctx, "ann", "tokens", "capacity", "policy").Val())
-
-	// HSCAN returns every field at once.
-	keys, cursor, err := c.HScan(ctx, "joe", 0, "*_ms", 0).Result()
-	require.NoError(t, err)
-	assert.Zero(t, cursor)
-	assert.Equal(t, []string{"updated_at_ms", ms(epoch.Add(1500 * time.Millisecond)), "full_in_ms", "24000"}, keys)
-	keys, _, err = c.HScanNoValues(ctx, "joe", 0, "", 100).Result()
-	require.NoError(t, err)
-	assert.Len(t, keys, 6)
-}
-
-func TestHashErrors(t *testing.T) {
-	t.Parallel()
-	ts := start(t, Config{})
-	rc := ts.raw(t)
-	tests := []struct {
-		args []string
-		want string
-	}{
-		{[]string{"HSET", "joe", "capacity", "3"}, "-ERR field 'capacity' is read-only: only 'tokens' can be set\r\n"},
-		{[]string{"HSET", "joe", "rate", "1/s"}, "-ERR field 'rate' is read-only: only 'tokens' can be set\r\n"},
-		{[]string{"HSET", "joe", "color", "red"}, "-ERR unknown field 'color': only 'tokens' can be set\r\n"},
-		{[]string{"HSET", "joe", "tokens", "abc"}, "-ERR value is not a valid float\r\n"},
-		{[]string{"HSET", "joe", "tokens", "1e3"}, "-ERR value is not a valid float\r\n"},
-		{[]string{"HSET", "joe", "tokens", "0.0000001"}, "-ERR value is not a valid float\r\n"},
-		{[]string{"HSET", "joe", "tokens", ""}, "-ERR value is not a valid float\r\n"},
-		{[]string{"HSET", "joe", "tokens", "1", "capacity", "2"}, "-ERR field 'capacity' is read-only: only 'tokens' can be set\r\n"},
-		{[]string{"HSET", "joe", "tokens"}, "-ERR wrong number of arguments for 'hset' command\r\n"},
-		{[]string{"HSET", "joe", "tokens", "1", "x"}, "-ERR wrong number of arguments for 'hset' command\r\n"},
-		{[]string{"HMSET", "joe", "tokens", "1", "x"}, "-ERR wrong number of arguments for 'hmset' command\r\n"},
-		{[]string{"HGET", "joe"}, "-ERR wrong number of arguments for 'hget' command\r\n"},
-		{[]string{"HGETALL"}, "-ERR wrong number of arguments for 'hgetall' command\r\n"},
-		{[]string{"HMGET", "joe"}, "-ERR wrong number of arguments for 'hmget' command\r\n"},
-		{[]string{"HSCAN", "joe", "x"}, "-ERR invalid cursor\r\n"},
-		{[]string{"HSCAN", "joe", "0", "TYPE", "hash"}, "-ERR syntax error\r\n"},
-		{[]string{"HSCAN", "joe", "0", "COUNT", "0"}, "-ERR syntax error\r\n"},
-		{[]string{"HSCAN", "joe", "0"}, "*2\r\n$1\r\n0\r\n*0\r\n"},
-	}
-	for _, tt := range tests {
-		assert.Equal(t, tt.want, rc.do(tt.args...), "%q", tt.args)
-	}
-	assert.Zero(t, ts.store.Len(), "no failed HSET made a bucket")
-}
-
-// A policy of several limits shows the limit with the fewest tokens; TTL
-// waits for every limit to be full.
-func TestMultiLimitHash(t *testing.T) {
-	t.Parallel()
-	ts := start(t, Config{})
-	c := ts.client(t)
-	ctx := ctxT(t)
-	// daily: 10 tokens at 1/s, and 20 a day.
-	require.NoError(t, c.Do(ctx, "BUCKET.TAKE", "k", "5", "POLICY", "daily").Err())
-	want := map[string]string{
-		"tokens": "5", "capacity": "10", "rate": "1/s",
-		"updated_at_ms": ms(epoch), "full_in_ms": "5000", "policy": "daily",
-	}
-	assert.Equal(t, want, c.HGetAll(ctx, "k").Val())
-	assert.Equal(t, 21600*time.Second, c.TTL(ctx, "k").Val(), "5 of 20 a day take 6 h")
-
-	// 9 s later the first limit is full again; ten more takes empty it.
-	ts.store.advance(9 * time.Second)
-	require.NoError(t, c.Do(ctx, "BUCKET.TAKE", "k", "10", "POLICY", "daily").Err())
-	assert.Equal(t, []any{"0", "10"}, c.HMGet(ctx, "k", "tokens", "capacity").Val())
-
-	// 10 s later it is full, and the daily limit, with 5 and a bit, shows.
-	ts.store.advance(10 * time.Second)
-	want = map[string]string{
-		"tokens": "5.004398", "capacity": "20", "rate": "20/d",
-		"updated_at_ms": ms(epoch.Add(9 * time.Second)), "full_in_ms": "64781000", "policy": "daily",
-	}
-	assert.Equal(t, want, c.HGetAll(ctx, "k").Val())
-}
 
 func TestKeyspace(t *testing.T) {
 	t.Parallel()
@@ -181,10 +39,11 @@ func TestKeyspace(t *testing.T) {
 	assert.Equal(t, []string{"a*b", "admin:1"}, keysOf("a*"))
 	assert.Empty(t, keysOf("nobody"))
 
-	// A full SCAN returns every key once with the fake's cursor.
+	// A full SCAN, a few keys at a time, returns every key that matches,
+	// each once.
 	var scanned []string
 	var cursor uint64
-	for {
+	for range 1000 {
 		keys, next, err := c.Scan(ctx, cursor, "user:*", 2).Result()
 		require.NoError(t, err)
 		scanned = append(scanned, keys...)
@@ -249,28 +108,53 @@ func TestKeyspaceErrors(t *testing.T) {
 	}
 }
 
-// Store errors become replies in one place: a closed store, and any other
-// failure.
-func TestStoreErrors(t *testing.T) {
+// DBSIZE, EXISTS, KEYS, SCAN and TYPE answer from one definition of the
+// bucket now: at the instant a bucket is full, all of them drop it at once.
+// No sweep runs in this test (the store sweeps on its interval flush, here
+// an hour away), so a count of buckets kept until a sweep would show.
+func TestKeyspaceAgreesAtEveryInstant(t *testing.T) {
 	t.Parallel()
-	ts := start(t, Config{})
-	rc := ts.raw(t)
-	ts.store.mu.Lock()
-	ts.store.err = errClosedStore
-	ts.store.mu.Unlock()
-	assert.Equal(t, "-ERR the server is shutting down\r\n", rc.do("BUCKET.TAKE", "k"))
-	assert.Equal(t, "-ERR the server is shutting down\r\n", rc.do("HGETALL", "k"))
-	assert.Equal(t, "-ERR the server is shutting down\r\n", rc.do("CL.THROTTLE", "k", "1", "1", "1"))
-	ts.store.mu.Lock()
-	ts.store.err = errDisk
-	ts.store.mu.Unlock()
-	assert.Equal(t, "-ERR fake: disk on fire\r\n", rc.do("DEL", "k"))
-	assert.Equal(t, "-ERR fake: disk on fire\r\n", rc.do("KEYS", "*"))
-	assert.Equal(t, "-ERR fake: disk on fire\r\n", rc.do("SCAN", "0"))
-	assert.Equal(t, "-ERR fake: disk on fire\r\n", rc.do("EXISTS", "k"))
-	assert.Equal(t, "-ERR fake: disk on fire\r\n", rc.do("TTL", "k"))
-	assert.Equal(t, "-ERR fake: disk on fire\r\n", rc.do("HSET", "k", "tokens", "1"))
-	assert.Equal(t, "-ERR fake: disk on fire\r\n", rc.do("FLUSHALL"))
-	assert.Equal(t, "-ERR fake: disk on fire\r\n", rc.do("CONFIG", "GET", "capacity"))
-	assert.Equal(t, "+PONG\r\n", rc.do("PING"), "the connection survives")
+	st := newStack(t, storage.Options{SyncInterval: time.Hour})
+	require.NoError(t, st.lim.SetPolicies("default", testPolicies))
+	ts := serve(t, st, st.lim, Config{})
+	c := ts.client(t)
+	ctx := ctxT(t)
+
+	all := []string{"a", "b", "c"}
+	require.NoError(t, c.Do(ctx, "BUCKET.TAKE", "a").Err())          // full in 3 s
+	require.NoError(t, c.Do(ctx, "BUCKET.TAKE", "b", "2").Err())     // full in 6 s
+	require.NoError(t, c.Do(ctx, "CL.THROTTLE", "c", 0, 1, 9).Err()) // full in 9 s
+	agree := func(at string, want ...string) {
+		t.Helper()
+		assert.Equal(t, int64(len(want)), c.DBSize(ctx).Val(), "DBSIZE at %s", at)
+		assert.ElementsMatch(t, want, c.Keys(ctx, "*").Val(), "KEYS at %s", at)
+		var scanned []string
+		var cursor uint64
+		for range 1000 {
+			page, next, err := c.Scan(ctx, cursor, "", 1).Result()
+			require.NoError(t, err)
+			scanned = append(scanned, page...)
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+		assert.ElementsMatch(t, want, scanned, "SCAN at %s", at)
+		assert.Equal(t, int64(len(want)), c.Exists(ctx, all...).Val(), "EXISTS at %s", at)
+		for _, k := range all {
+			typ := "none"
+			if slices.Contains(want, k) {
+				typ = "hash"
+			}
+			assert.Equal(t, typ, c.Type(ctx, k).Val(), "TYPE %s at %s", k, at)
+		}
+	}
+	agree("0", "a", "b", "c")
+	ts.clock.Advance(3*time.Second - time.Nanosecond)
+	agree("3 s less 1 ns", "a", "b", "c")
+	ts.clock.Advance(time.Nanosecond)
+	agree("3 s", "b", "c")
+	ts.clock.Advance(3 * time.Second)
+	agree("6 s", "c")
+	ts.clock.Advance(3 * time.Second)
+	agree("9 s")
 }

@@ -1,51 +1,57 @@
 package respcompat
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"runtime/debug"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/bucketd/bucketd/bucket"
-	"github.com/tidwall/redcon"
+	"github.com/bucketd/bucketd/limiter"
 )
 
-// Store is the bucket state the RESP front needs. storage.DB implements it;
-// main.go passes it to New. It must be safe for concurrent use.
-type Store interface {
+// Limiter is what the RESP front needs of the limiter (package limiter
+// implements it; main.go passes it to New). It must be safe for concurrent
+// use. Errors that wrap no sentinel of package bucket are internal.
+type Limiter interface {
 	// Take takes cost tokens from key's bucket under the server's named
 	// policy ("" is the default), as BUCKET.TAKE and the HTTP API do.
 	Take(key, policy string, cost bucket.Tokens) (bucket.Result, error)
-	// Throttle takes cost tokens from key's bucket under an ad hoc limit
-	// given by the caller (CL.THROTTLE). A cost of 0 peeks.
+	// Throttle takes cost tokens from key's CL.THROTTLE bucket under an
+	// ad hoc limit given by the caller; 0 peeks, a negative cost gives
+	// tokens back.
 	Throttle(key string, l bucket.Limit, cost bucket.Tokens) (bucket.Decision, error)
-	// Peek returns key's bucket as it is now; false if there is none (an
-	// absent bucket is a full one).
-	Peek(key string) (bucket.Snapshot, bool, error)
-	// SetTokens sets the tokens key's bucket holds now, under its stored
-	// limits or, for a new key, the default policy; clamped to [0, capacity].
+	// CellCounts returns the counts of CL.THROTTLE's takes.
+	CellCounts() bucket.Counts
+	// Inspect returns the bucket of key that HGETALL shows; false if key
+	// has none that is not full (an absent bucket is a full one).
+	Inspect(key string) (limiter.View, bool, error)
+	// SetTokens sets the tokens key's bucket under the default policy
+	// holds now, clamped to [0, capacity].
 	SetTokens(key string, tokens bucket.Tokens) error
-	// Delete forgets keys (resets them to full) and returns how many existed.
+	// Delete resets every bucket of each key and returns how many keys had
+	// one that was not full.
 	Delete(keys ...string) (int, error)
 	// Scan returns some keys from cursor on, about count of them, and the
 	// cursor to go on from; next == 0 ends. Every key present throughout a
 	// full iteration is returned at least once.
 	Scan(cursor uint64, count int) (keys []string, next uint64, err error)
-	// Len returns the number of buckets.
-	Len() int
-	// FlushAll forgets every bucket.
+	// Len returns the number of keys that have a bucket that is not full.
+	Len() (int, error)
+	// FlushAll resets every bucket.
 	FlushAll() error
 	// Save writes everything to disk now.
 	Save() error
 	// LastSave returns when everything was last written to disk.
 	LastSave() time.Time
+	// Ready returns nil while changes reach the disk, else why not.
+	Ready() error
 	// Policy returns the named policy ("" is the default); the error wraps
 	// bucket.ErrUnknownPolicy for a name the server does not have.
 	Policy(name string) (bucket.Policy, error)
@@ -98,7 +104,7 @@ type Config struct {
 // parser, and writes with redcon's encoders, rather than with redcon.Server,
 // whose reader holds whatever a client streams until a command is complete.
 type Server struct {
-	store   Store
+	store   Limiter
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
@@ -115,7 +121,6 @@ type Server struct {
 	doneCmds    atomic.Uint64 // commands run by connections since closed; changed with mu held
 	maxInputBuf atomic.Int64  // the largest read buffer any connection grew
 	saving      atomic.Bool   // a BGSAVE is running
-	saveFailed  atomic.Bool   // the last BGSAVE failed
 
 	mu        sync.Mutex // guards the fields below
 	ln        net.Listener
@@ -125,8 +130,8 @@ type Server struct {
 	policy    string // CONFIG SET maxmemory-policy, likewise
 }
 
-// New returns a server for s configured by cfg.
-func New(s Store, cfg Config) *Server {
+// New returns a server for the buckets of s, configured by cfg.
+func New(s Limiter, cfg Config) *Server {
 	srv := &Server{
 		store:     s,
 		cfg:       cfg,
@@ -275,276 +280,25 @@ func (s *Server) addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Read buffer sizes. A connection starts with minBuf and grows, while one
-// command does not fit, up to maxBuf: room for one whole command and a read
-// after it. Everything before the command in progress has been run by then,
-// so the buffer never needs more.
-const (
-	minBuf  = 4 << 10
-	maxBuf  = MaxCommandSize + minBuf
-	maxKeep = 16 << 10 // a buffer larger than this is dropped once empty
-)
-
-// conn is one client connection and its session.
-type conn struct {
-	s       *Server
-	nc      net.Conn
-	id      uint64
-	addr    string
-	laddr   string
-	created time.Time
-
-	// Owned by the connection's goroutine.
-	buf    []byte   // bytes read; buf[r:end] are whole commands not yet run
-	r      int      // start of the first command not yet run
-	end    int      // end of the last whole command read
-	w      int      // end of the bytes read
-	f      framer   // finds the commands in buf[end:w] and later reads
-	args   [][]byte // the current command; aliases buf, reused
-	out    []byte   // replies not yet written
-	authed bool     // AUTH succeeded, or no password is required
-	quit   bool     // close after writing the replies so far
-
-	// Shared with CLIENT LIST and INFO on other connections.
-	last   atomic.Pointer[command] // the last command run
-	active atomic.Int64            // when it ran, in Unix nanoseconds
-	ncmds  atomic.Uint64           // commands run
-	mu     sync.Mutex              // guards the fields below
-	name   string                  // CLIENT SETNAME
-	lib    string                  // CLIENT SETINFO LIB-NAME
-	libVer string                  // CLIENT SETINFO LIB-VER
+// counts returns the connected clients and the commands run so far.
+func (s *Server) counts() (clients int, cmds uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cmds = s.doneCmds.Load()
+	for c := range s.clients {
+		cmds += c.ncmds.Load()
+	}
+	return len(s.clients), cmds
 }
 
-func (s *Server) newConn(nc net.Conn) *conn {
-	now := s.now()
-	c := &conn{
-		s:       s,
-		nc:      nc,
-		id:      s.nextID.Add(1),
-		addr:    nc.RemoteAddr().String(),
-		laddr:   nc.LocalAddr().String(),
-		created: now,
-		authed:  s.cfg.RequirePass == "",
+// clientsByID returns the connected clients, oldest first.
+func (s *Server) clientsByID() []*conn {
+	s.mu.Lock()
+	list := make([]*conn, 0, len(s.clients))
+	for c := range s.clients {
+		list = append(list, c)
 	}
-	c.active.Store(now.UnixNano())
-	return c
-}
-
-// serve reads and runs c's commands until the client goes, a protocol error,
-// QUIT or SHUTDOWN, the idle timeout or the server's Shutdown.
-func (c *conn) serve() {
-	defer func() {
-		if v := recover(); v != nil {
-			c.s.log.Error("respcompat: panic serving a client", "addr", c.addr, "panic", v, "stack", string(debug.Stack()))
-		}
-		// Free the client's slot before closing, so that a client that
-		// sees the connection close can count on connecting again.
-		c.s.mu.Lock()
-		c.s.doneCmds.Add(c.ncmds.Load())
-		delete(c.s.clients, c)
-		c.s.mu.Unlock()
-		c.nc.Close()
-		c.s.wg.Done()
-	}()
-	err := c.loop()
-	var perr protocolError
-	if errors.As(err, &perr) {
-		c.out = redcon.AppendError(c.out, "ERR "+perr.Error())
-		if c.flush() == nil {
-			c.linger()
-		}
-	}
-}
-
-// loop runs until the connection must close. A protocol error is returned
-// after the replies to the commands before it have been written.
-func (c *conn) loop() error {
-	c.buf = make([]byte, minBuf)
-	for {
-		if err := c.fill(); err != nil {
-			return err
-		}
-	}
-}
-
-// fill reads once, runs every command completed by what was read, and
-// writes the replies.
-func (c *conn) fill() error {
-	c.makeRoom()
-	if c.s.cfg.IdleTimeout > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
-	}
-	// Checked after setting the deadline: Shutdown sets stopping before it
-	// moves the deadline to the past, so a read cannot miss both.
-	if c.s.stopping.Load() {
-		return net.ErrClosed
-	}
-	n, rerr := c.nc.Read(c.buf[c.w:])
-	end, perr := c.f.scan(c.buf[c.w : c.w+n])
-	if end > 0 {
-		c.end = c.w + end
-	}
-	c.w += n
-	if c.r < c.end {
-		c.active.Store(c.s.now().UnixNano())
-		err := c.run()
-		if ferr := c.flush(); ferr != nil {
-			return ferr
-		}
-		if err != nil {
-			return err
-		}
-		if c.quit {
-			return io.EOF
-		}
-	}
-	if perr != nil {
-		return perr
-	}
-	return rerr
-}
-
-// makeRoom makes room for a read after the bytes not yet run: at most one
-// unfinished command, which the framer bounds by MaxCommandSize, so that
-// maxBuf always leaves minBuf free.
-func (c *conn) makeRoom() {
-	if c.r == c.w {
-		c.r, c.end, c.w = 0, 0, 0
-		if len(c.buf) > maxKeep {
-			c.buf = make([]byte, minBuf)
-		}
-	}
-	if len(c.buf)-c.w >= minBuf {
-		return
-	}
-	pending := c.w - c.r
-	size := len(c.buf)
-	for size-pending < minBuf && size < maxBuf {
-		size = min(2*size, maxBuf)
-	}
-	nb := c.buf
-	if size > len(c.buf) {
-		nb = make([]byte, size)
-		c.s.noteInputBuf(size)
-	}
-	copy(nb, c.buf[c.r:c.w])
-	c.buf, c.w, c.end, c.r = nb, pending, c.end-c.r, 0
-}
-
-func (s *Server) noteInputBuf(n int) {
-	for {
-		old := s.maxInputBuf.Load()
-		if int64(n) <= old || s.maxInputBuf.CompareAndSwap(old, int64(n)) {
-			return
-		}
-	}
-}
-
-// run runs the whole commands in buf[r:end].
-func (c *conn) run() error {
-	var ran uint64
-	for c.r < c.end && !c.quit {
-		p := c.buf[c.r:c.end]
-		if n := emptyCommand(p); n > 0 {
-			c.r += n
-			continue
-		}
-		if p[0] == '*' {
-			complete, args, _, rest, err := redcon.ReadNextCommand(p, c.args)
-			if err != nil || !complete {
-				// The framer has checked this command; redcon disagreeing
-				// is a bug, and the stream cannot be trusted past it.
-				return protocolError("invalid request")
-			}
-			c.r += len(p) - len(rest)
-			c.args = args
-		} else {
-			i := bytesIndexNL(p)
-			line := p[:i]
-			c.r += i + 1
-			if len(line) > 0 && line[len(line)-1] == '\r' {
-				line = line[:len(line)-1]
-			}
-			args, err := splitInline(line, c.args)
-			if err != nil {
-				return err
-			}
-			c.args = args
-			if len(args) == 0 {
-				continue
-			}
-		}
-		c.exec(c.args)
-		ran++
-	}
-	c.ncmds.Add(ran)
-	return nil
-}
-
-// emptyCommand returns the length of the empty command ("*0\r\n",
-// "*-1\r\n") p starts with, or 0 if it starts with another.
-func emptyCommand(p []byte) int {
-	if len(p) < 4 || p[0] != '*' || p[1] != '-' && p[1] != '0' {
-		return 0
-	}
-	i := bytesIndexNL(p)
-	if n, ok := parseDigits(p[1 : i-1]); !ok || n > 0 {
-		return 0
-	}
-	return i + 1
-}
-
-func bytesIndexNL(p []byte) int {
-	for i, b := range p {
-		if b == '\n' {
-			return i
-		}
-	}
-	return len(p) - 1 // unreachable: the framer found the '\n'
-}
-
-// flush writes the replies.
-func (c *conn) flush() error {
-	if len(c.out) == 0 {
-		return nil
-	}
-	if c.s.cfg.IdleTimeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
-	}
-	_, err := c.nc.Write(c.out)
-	if cap(c.out) > maxKeep {
-		c.out = nil
-	} else {
-		c.out = c.out[:0]
-	}
-	return err
-}
-
-// linger half-closes the connection after a protocol error and discards
-// what the client still sends, for up to a second, so that the client
-// reads the error before the connection goes (closing a socket with
-// unread input would reset it and could lose the reply).
-func (c *conn) linger() {
-	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		tc.CloseWrite()
-	}
-	c.nc.SetReadDeadline(time.Now().Add(time.Second))
-	io.Copy(io.Discard, c.nc)
-}
-
-// info returns c's line of CLIENT LIST, in Redis's format.
-func (c *conn) info(now time.Time) string {
-	c.mu.Lock()
-	name, lib, libVer := c.name, c.lib, c.libVer
-	c.mu.Unlock()
-	last := "NULL"
-	if cmd := c.last.Load(); cmd != nil {
-		last = cmd.name
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 ",
-		c.id, c.addr, c.laddr, name, int64(now.Sub(c.created)/time.Second), (now.UnixNano()-c.active.Load())/int64(time.Second))
-	fmt.Fprintf(&b, "qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=2 lib-name=%s lib-ver=%s\n",
-		last, lib, libVer)
-	return b.String()
+	s.mu.Unlock()
+	slices.SortFunc(list, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+	return list
 }

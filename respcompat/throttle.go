@@ -1,7 +1,6 @@
 package respcompat
 
 import (
-	"errors"
 	"math"
 	"time"
 
@@ -24,12 +23,14 @@ import (
 //	reset_after  seconds until the bucket is full
 //
 // Seconds are rounded up as redis-cell rounds them: up when the remainder
-// is at least a millisecond. quantity (default 1) may be 0, to peek.
+// is at least a millisecond. quantity (default 1) may be 0, to peek, or
+// negative, to give tokens back (as redis-cell allows), never above the
+// limit: redis-cell would report more remaining than the limit then.
 //
 // The two differ only where redis-cell loses precision: it truncates T to a
 // nanosecond and divides in floating point microseconds, while the bucket
 // maths is exact. redis-cell does not check signs; here a negative
-// max_burst, count, period or quantity is an error.
+// max_burst, count or period is an error.
 func cmdThrottle(c *conn, args [][]byte) {
 	if len(args) != 5 && len(args) != 6 {
 		c.err(cellPrefix + "Usage: cl.throttle <key> <max_burst> <count per period> <period> [<quantity>]")
@@ -46,16 +47,13 @@ func cmdThrottle(c *conn, args [][]byte) {
 	}
 	maxBurst, count, period, quantity := v[0], v[1], v[2], v[3]
 	l, msg := cellLimit(maxBurst, count, period)
-	if msg == "" && quantity < 0 {
-		msg = "quantity must not be negative"
-	}
 	if msg != "" {
 		c.err(cellPrefix + msg)
 		return
 	}
-	// More than the capacity can never fit: any amount over it says so,
-	// without overflowing.
-	cost := bucket.Tokens(min(quantity, maxBurst+2)) * bucket.Token
+	// More than the capacity can never fit, and giving back more than it
+	// fills the bucket: any amount beyond says so, without overflowing.
+	cost := bucket.Tokens(max(min(quantity, maxBurst+2), -(maxBurst+2))) * bucket.Token
 	d, err := c.s.store.Throttle(string(args[1]), l, cost)
 	if err != nil {
 		c.writeError(err)
@@ -163,68 +161,4 @@ func cellSeconds(d time.Duration) int64 {
 		s++
 	}
 	return s
-}
-
-// BUCKET.TAKE key [cost] [POLICY name]
-//
-// Takes cost tokens (a decimal, default 1; 0 peeks) from key's bucket under
-// the server's policy name (default: the default policy, or the key's own),
-// as GET /{key} does over HTTP. The reply is an array of six:
-//
-//	allowed         1 if the request may proceed, 0 if not. A shadow
-//	                policy's request always may.
-//	limit           the capacity, whole tokens, of the limit with the fewest
-//	                tokens left
-//	remaining       the tokens it has left after the take (before it if
-//	                refused), whole tokens rounded down
-//	retry_after_ms  0 if the take succeeded; else milliseconds until it
-//	                would, rounded up, or -1 if cost is more than the
-//	                capacity and no wait can help. A shadow policy's refused
-//	                take shows here while allowed is 1.
-//	reset_after_ms  milliseconds until every limit is full, rounded up
-//	policy          the name of the policy that decided
-func cmdTake(c *conn, args [][]byte) {
-	cost := bucket.Token
-	var policy string
-	i := 2
-	if i < len(args) && !eqFold(args[i], "policy") {
-		t, err := bucket.ParseTokens(string(args[i]))
-		if err != nil {
-			c.err("ERR invalid cost: " + err.Error())
-			return
-		}
-		cost = t
-		i++
-	}
-	if i < len(args) {
-		if !eqFold(args[i], "policy") || i+2 != len(args) {
-			c.syntaxErr()
-			return
-		}
-		policy = string(args[i+1])
-	}
-	res, err := c.s.store.Take(string(args[1]), policy, cost)
-	if errors.Is(err, bucket.ErrUnknownPolicy) {
-		c.err("ERR unknown policy '" + policy + "'")
-		return
-	}
-	if err != nil {
-		c.writeError(err)
-		return
-	}
-	retry := int64(0)
-	switch {
-	case res.Allowed:
-	case res.RetryAfter == bucket.Never:
-		retry = -1
-	default:
-		retry = bucket.Ceil(res.RetryAfter, time.Millisecond)
-	}
-	c.array(6)
-	c.int(b2i(res.Allowed || res.Policy.Shadow))
-	c.int(res.Limit.Whole())
-	c.int(res.Remaining.Whole())
-	c.int(retry)
-	c.int(bucket.Ceil(res.ResetAfter, time.Millisecond))
-	c.bulkString(res.Policy.Name)
 }

@@ -2,9 +2,10 @@ package server
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -33,7 +34,8 @@ func routeRequest(r route) (method, target, body string) {
 func TestAdminToken(t *testing.T) {
 	t.Parallel()
 	var admin, open []string
-	for _, r := range New(noTake(t), Config{}).routes {
+	routes := New(newEnv(t).lim, Config{}).routes
+	for _, r := range routes {
 		if r.admin {
 			admin = append(admin, r.method+" "+r.path)
 		} else {
@@ -47,16 +49,16 @@ func TestAdminToken(t *testing.T) {
 		"GET /v1/overrides", "PUT /v1/overrides/:key", "DELETE /v1/overrides/:key", "POST /v1/reload",
 	}, admin)
 	assert.Equal(t, []string{
-		"GET /healthz", "GET /", "GET /v1", "GET /v1/openapi.json", "POST /v1/take", "POST /v1/batch",
+		"GET /healthz", "GET /readyz", "GET /", "GET /v1", "GET /v1/openapi.json", "POST /v1/take", "POST /v1/batch",
 		"GET /v1/buckets/:key", "GET /v1/policies", "GET /v1/overrides/:key", "GET /:key",
 	}, open)
 
-	for _, r := range New(noTake(t), Config{}).routes {
+	for _, r := range routes {
 		method, target, body := routeRequest(r)
 		t.Run(method+" "+r.path, func(t *testing.T) {
 			t.Parallel()
-			_, s := newMem(Config{AdminToken: "sesame", Reload: func() error { return nil }})
-			_, noToken := newMem(Config{Reload: func() error { return nil }})
+			_, s := newServer(t, Config{AdminToken: "sesame", Reload: func() error { return nil }})
+			_, noToken := newServer(t, Config{Reload: func() error { return nil }})
 			tests := []struct {
 				name      string
 				s         *Server
@@ -96,59 +98,147 @@ func TestAdminToken(t *testing.T) {
 	}
 }
 
-// TestAdminTokenRefusedChangesNothing: a refused request reaches no store
-// method.
+// TestAdminTokenRefusedChangesNothing: a request refused for its token
+// changes no bucket, override or policy.
 func TestAdminTokenRefusedChangesNothing(t *testing.T) {
 	t.Parallel()
+	e := newEnv(t)
+	e.take(t, "joe", "", 3*T)
+	before := e.spent(t)
 	reloaded := false
-	s := New(&fakeStore{}, Config{AdminToken: "sesame", Reload: func() error { reloaded = true; return nil }})
+	s := New(e.lim, Config{AdminToken: "sesame", Reload: func() error { reloaded = true; return nil }})
 	for _, r := range s.routes {
 		if !r.admin {
 			continue
 		}
 		method, target, body := routeRequest(r)
 		resp := do(t, s, method, target, body, "Authorization", "Bearer nope")
-		assert.Equal(t, 401, resp.status, "%s %s: %s", method, target, resp.body) // fakeStore would answer 500
+		assert.Equal(t, 401, resp.status, "%s %s: %s", method, target, resp.body)
 	}
+	assert.Equal(t, before, e.spent(t), "no bucket reset or set")
+	assert.Empty(t, e.lim.Overrides(), "no override stored")
 	assert.False(t, reloaded)
 }
 
-// TestAdminTokenConstantTime checks that the token is decided by
-// subtle.ConstantTimeCompare on digests of equal length, whatever the
-// length of the token sent.
-func TestAdminTokenConstantTime(t *testing.T) {
+// TestAdminTokenOtherLengthsAndPrefixes: only the token itself passes; a
+// prefix of it, a token that extends it, one of the same length, and
+// tokens of every other length are refused alike. The server keeps the
+// token's SHA-256 digest, not the token.
+func TestAdminTokenOtherLengthsAndPrefixes(t *testing.T) {
 	t.Parallel()
-	_, s := newMem(Config{AdminToken: "sesame"})
-	type compare struct {
-		x, y   []byte
-		result int
+	const secret = "sesame"
+	assert.Equal(t, sha256.Sum256([]byte(secret)), newAdminAuth(secret).want)
+
+	_, s := newServer(t, Config{AdminToken: secret})
+	tests := []struct {
+		name, token string
+		status      int
+	}{
+		{"the token", secret, 200},
+		{"a prefix", "sesam", 401},
+		{"one byte", "s", 401},
+		{"extended", "sesame2", 401},
+		{"twice", secret + secret, 401},
+		{"NUL after it", secret + "\x00", 401},
+		{"same length", "sesamf", 401},
+		{"other case", "SESAME", 401},
+		{"its digest", string(func() []byte { d := sha256.Sum256([]byte(secret)); return d[:] }()), 401},
+		{"long", strings.Repeat("s", 4096), 401},
 	}
-	var mu sync.Mutex
-	var calls []compare
-	s.admin.equal = func(x, y []byte) int {
-		r := subtle.ConstantTimeCompare(x, y)
-		mu.Lock()
-		defer mu.Unlock()
-		calls = append(calls, compare{x, y, r})
-		return r
-	}
-	want := sha256.Sum256([]byte("sesame"))
-	for _, tok := range []string{"sesame", "x", "sesame-and-much-longer", "sesame"} {
-		r := do(t, s, "GET", "/v1/buckets", "", "Authorization", "Bearer "+tok)
-		if tok == "sesame" {
-			assert.Equal(t, 200, r.status)
-		} else {
-			assert.Equal(t, 401, r.status)
+	for _, tt := range tests {
+		r := do(t, s, "GET", "/v1/buckets", "", "Authorization", "Bearer "+tt.token)
+		assert.Equal(t, tt.status, r.status, tt.name)
+		if tt.status == 401 {
+			assert.Equal(t, `{"error":"the admin token is wrong"}`, r.body, tt.name)
 		}
 	}
-	require.Len(t, calls, 4, "every token is compared")
-	for i, c := range calls {
-		assert.Len(t, c.x, sha256.Size, "call %d", i)
-		assert.Equal(t, want[:], c.y, "call %d", i)
-	}
-	assert.Equal(t, []int{1, 0, 0, 1}, []int{calls[0].result, calls[1].result, calls[2].result, calls[3].result})
+}
 
-	// The compare decides: one that says yes lets a wrong token in.
-	s.admin.equal = func(x, y []byte) int { return 1 }
-	assert.Equal(t, 200, do(t, s, "GET", "/v1/buckets", "", "Authorization", "Bearer wrong").status)
+// TestAdminTokenCheckUsesSubtleOnDigests pins how adminAuth.check compares,
+// in its source: subtle.ConstantTimeCompare on the SHA-256 digest of the
+// token sent and the stored digest, both of fixed length, and no other
+// comparison of either. A timing leak cannot be measured reliably in a
+// test; this catches the change that would bring one back (a == on the
+// tokens, bytes.Equal, a compare of the raw tokens).
+func TestAdminTokenCheckUsesSubtleOnDigests(t *testing.T) {
+	t.Parallel()
+	f, err := parser.ParseFile(token.NewFileSet(), "auth.go", nil, 0)
+	require.NoError(t, err)
+	var check *ast.FuncDecl
+	for _, d := range f.Decls {
+		if fd, ok := d.(*ast.FuncDecl); ok && fd.Name.Name == "check" && fd.Recv != nil {
+			check = fd
+		}
+	}
+	require.NotNil(t, check, "adminAuth.check not found in auth.go")
+
+	// sel returns "pkg.Name" for a call of a package function, else "".
+	sel := func(e ast.Expr) string {
+		call, ok := e.(*ast.CallExpr)
+		if !ok {
+			return ""
+		}
+		s, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return ""
+		}
+		pkg, ok := s.X.(*ast.Ident)
+		if !ok {
+			return ""
+		}
+		return pkg.Name + "." + s.Sel.Name
+	}
+	// names returns the identifiers in e, "a.want" for a selector.
+	names := func(e ast.Node) []string {
+		var out []string
+		ast.Inspect(e, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				if x, ok := n.X.(*ast.Ident); ok {
+					out = append(out, x.Name+"."+n.Sel.Name)
+				}
+				return false
+			case *ast.Ident:
+				out = append(out, n.Name)
+			}
+			return true
+		})
+		return out
+	}
+	var compares [][]string // the arguments of each ConstantTimeCompare
+	digests := map[string]bool{}
+	ast.Inspect(check.Body, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.AssignStmt:
+			if len(n.Lhs) == 1 && len(n.Rhs) == 1 && sel(n.Rhs[0]) == "sha256.Sum256" {
+				digests[n.Lhs[0].(*ast.Ident).Name] = true
+			}
+		case *ast.CallExpr:
+			switch sel(n) {
+			case "subtle.ConstantTimeCompare":
+				var args []string
+				for _, a := range n.Args {
+					args = append(args, strings.Join(names(a), ""))
+				}
+				compares = append(compares, args)
+			case "bytes.Equal", "reflect.DeepEqual", "strings.Compare", "bytes.Compare":
+				t.Errorf("check compares with %s", sel(n))
+			}
+		case *ast.BinaryExpr:
+			if (n.Op == token.EQL || n.Op == token.NEQ) && sel(n.X) != "subtle.ConstantTimeCompare" {
+				for _, name := range names(n) {
+					assert.NotContains(t, []string{"token", "a.want", "got"}, name, "check compares the token with %s", n.Op)
+				}
+			}
+		}
+		return true
+	})
+	require.Len(t, compares, 1, "one subtle.ConstantTimeCompare")
+	require.Len(t, compares[0], 2)
+	var got string
+	for name := range digests {
+		got = name
+	}
+	require.Len(t, digests, 1, "the token sent is hashed with sha256.Sum256")
+	assert.ElementsMatch(t, []string{got, "a.want"}, compares[0], "compared: the digest of the token sent and the stored digest")
 }

@@ -35,26 +35,39 @@ func handler(s *Server) fasthttp.RequestHandler {
 	return s.app.Server().Handler
 }
 
-func constLimiter(res bucket.Result) *fakeStore {
-	return &fakeStore{take: func(string, string, bucket.Tokens) (bucket.Result, error) { return res, nil }}
+// benchServer returns a Server in front of the real limiter over a real
+// store whose default policy is p, and the env.
+func benchServer(b *testing.B, p bucket.Policy) (*env, *Server) {
+	e := newEnv(b, p)
+	return e, New(e.lim, Config{})
 }
+
+// plenty is a default policy that no benchmark empties: every take is
+// allowed, however many the benchmark makes.
+var plenty = bucket.Policy{Name: bucket.DefaultPolicy, Limits: []bucket.Limit{
+	{Capacity: bucket.MaxTokens, Rate: bucket.Every(3 * time.Second)},
+}}
 
 // BenchmarkTake is the hot path: a take that is allowed, with both
 // rate-limit fields.
 func BenchmarkTake(b *testing.B) {
-	s := New(constLimiter(allowed(7*T, 9*time.Second)), Config{})
+	_, s := benchServer(b, plenty)
 	benchHandler(b, handler(s), "/joe", 200)
 }
 
 // BenchmarkTakeCost adds the query parameters.
 func BenchmarkTakeCost(b *testing.B) {
-	s := New(constLimiter(allowed(7*T, 9*time.Second)), Config{})
+	_, s := benchServer(b, plenty)
 	benchHandler(b, handler(s), "/joe?cost=0.5&policy=default", 200)
 }
 
-// BenchmarkTakeDenied is a 429, with Retry-After.
+// BenchmarkTakeDenied is a 429, with Retry-After: the bucket is empty, and
+// the clock does not move.
 func BenchmarkTakeDenied(b *testing.B) {
-	s := New(constLimiter(denied(0, 1200*time.Millisecond, 30*time.Second)), Config{})
+	e, s := benchServer(b, policy10)
+	if _, err := e.lim.Take("joe", "", 10*T); err != nil {
+		b.Fatal(err)
+	}
 	benchHandler(b, handler(s), "/joe", 429)
 }
 
@@ -71,7 +84,7 @@ func BenchmarkBareFiber(b *testing.B) {
 
 // BenchmarkAPITake is POST /v1/take: the decision service, in JSON.
 func BenchmarkAPITake(b *testing.B) {
-	s := New(constLimiter(allowed(7*T, 9*time.Second)), Config{})
+	_, s := benchServer(b, plenty)
 	h := handler(s)
 	var ctx fasthttp.RequestCtx
 	body := []byte(`{"key":"joe","policy":"default","cost":0.5}`)

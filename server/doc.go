@@ -1,7 +1,8 @@
 // Package server is the HTTP front of bucketd, on Fiber v2. It is a thin
-// adapter: a handler parses the request, calls the Store, and renders the
-// result. It holds no bucket state, reads no clock for any decision, and is
-// the only package that imports Fiber.
+// adapter: a handler parses the request, calls the Limiter (package limiter
+// implements it; main.go passes it to New), and renders the result. It holds
+// no bucket state, reads no clock for any decision, never imports the
+// store, and is the only package that imports Fiber.
 //
 // # Routes
 //
@@ -9,7 +10,10 @@
 //	GET /{key}?cost=N     take N tokens: a positive decimal with at most six
 //	                      decimal places, e.g. 1, 0.25, 12.5
 //	GET /{key}?policy=P   take under the policy named P instead of the default
-//	GET /healthz          200 {"status":"ok"} while the server is serving
+//	GET /healthz          200 {"status":"ok"} while the server is serving (liveness)
+//	GET /readyz           200 {"status":"ok"} while the store is open and its changes
+//	                      reach the disk; 503 {"status":"unavailable","error":"..."}
+//	                      while writes fail or once it is closed (readiness)
 //
 // and the JSON API under /v1, described by the OpenAPI 3.1 document served
 // at GET /v1/openapi.json (openapi.json here; a test keeps it in step with
@@ -34,8 +38,9 @@
 // 405 too, since a GET of /{key} takes a token. A key in a path is one path
 // segment, percent-decoded ("/a%2Fb" is the key "a/b"; '+' is kept as is),
 // at most Config.MaxKeyLen bytes once decoded. The fixed paths are routed
-// first, so the keys "healthz" and "v1" can only be reached percent-encoded,
-// as /health%7A and /v%31; GET /v1 itself is a 404. A trailing slash is
+// first, so the keys "healthz", "readyz" and "v1" can only be reached
+// percent-encoded, as /health%7A, /ready%7A and /v%31; GET /v1 itself is a
+// 404. A trailing slash is
 // ignored: /joe/ is /joe. Routing is case-sensitive: /Joe and /joe are
 // different keys.
 //
@@ -108,7 +113,9 @@
 //	431 request headers larger than the read buffer (8 KiB)
 //	500 an internal error; the message is generic and the error is logged
 //	501 POST /v1/reload without Config.Reload
-//	503 the store is shutting down
+//	503 the store is shutting down; or, under --sync always, the change was
+//	    made but could not be written to disk: its tokens stay spent, and a
+//	    later write carries it (bucket.ErrNotDurable)
 //
 // # Rate-limit fields
 //

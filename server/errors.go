@@ -34,6 +34,7 @@ func (e *inputError) Unwrap() error { return e.err }
 //	bucket.ErrInvalid           400
 //	bucket.ErrUnknownPolicy     404
 //	bucket.ErrClosed            503
+//	bucket.ErrNotDurable        503: the take was made, but is not on disk
 //	*fiber.Error                its code (404 no route, 405 no such method on the path (with
 //	                            Allow), 413 body too large, 431 headers too large, ...)
 //	anything else               500, with a generic message; the error is logged
@@ -101,6 +102,8 @@ func describe(err error) (status int, field, msg string) {
 		}
 	case errors.Is(err, bucket.ErrClosed):
 		return fiber.StatusServiceUnavailable, "", "service is shutting down"
+	case errors.Is(err, bucket.ErrNotDurable):
+		return fiber.StatusServiceUnavailable, "", "the data file cannot be written: the take was made and its tokens stay spent, but it is not on disk yet"
 	case errors.As(err, &fe):
 		// Fiber's own messages may quote the request ("Cannot GET /x"):
 		// answer with the status text instead.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -39,7 +40,7 @@ var (
 // answers 200 or 429 with the rate-limit fields.
 func (s *Server) take(c *fiber.Ctx) (err error) {
 	defer func() {
-		if r := recover(); r != nil { // a bug, in the store or here: one 500, not a dead process
+		if r := recover(); r != nil { // a bug, in the limiter or here: one 500, not a dead process
 			err = fmt.Errorf("server: panic: %v\n%s", r, debug.Stack())
 		}
 	}()
@@ -63,7 +64,7 @@ func (s *Server) take(c *fiber.Ctx) (err error) {
 	}
 	policy := c.Query("policy")
 
-	res, err := s.store.Take(key, policy, cost)
+	res, err := s.lim.Take(key, policy, cost)
 	if err != nil {
 		return takeError(err, policy)
 	}
@@ -137,9 +138,12 @@ func parseCost(s string) (bucket.Tokens, error) {
 }
 
 // takeError names the request field at fault in an error from Take, so
-// that handleError can say which; it passes other errors on.
+// that handleError can say which; it passes other errors on. The key and
+// the cost have been checked before the take, so an input the limiter still
+// refuses (a key longer than its store can hold, say) names no field here:
+// the limiter's message says which.
 func takeError(err error, policy string) error {
-	return storeError(err, policy, "cost")
+	return limiterError(err, policy, "")
 }
 
 // costOverCapacity is the error for a cost that no wait could allow.
@@ -158,6 +162,25 @@ var errNoKey = &inputError{status: fiber.StatusNotFound, field: "key", msg: "no 
 
 // noKey serves GET /.
 func (s *Server) noKey(*fiber.Ctx) error { return errNoKey }
+
+// readyz serves GET /readyz: 200 while the store is open and its changes
+// reach the disk; 503, saying why, while writes fail or once it is closed.
+// A load balancer takes the instance out of rotation meanwhile; /healthz
+// (liveness) stays 200, since restarting would not mend a full disk.
+func (s *Server) readyz(c *fiber.Ctx) error {
+	if err := s.lim.Ready(); err != nil {
+		resp := c.Response()
+		resp.SetStatusCode(fiber.StatusServiceUnavailable)
+		resp.Header.SetContentType(mimeJSON)
+		body, _ := json.Marshal(struct {
+			Status string `json:"status"`
+			Error  string `json:"error"`
+		}{"unavailable", err.Error()})
+		resp.SetBodyRaw(body)
+		return nil
+	}
+	return s.healthz(c)
+}
 
 // healthz serves GET /healthz.
 func (s *Server) healthz(c *fiber.Ctx) error {

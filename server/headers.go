@@ -50,7 +50,7 @@ func appendPolicyField(b []byte, r *bucket.Result) []byte {
 		return b
 	}
 	l, ok := decidingLimit(r)
-	if !ok { // a store that sent no limits: the capacity is all we know
+	if !ok { // a limiter that sent no limits: the capacity is all we know
 		return appendPolicyItem(b, r.Policy.Name, 0, r.Decision.Limit, 0)
 	}
 	return appendPolicyItem(b, r.Policy.Name, 0, l.Capacity, l.Window())

@@ -46,7 +46,7 @@ var fiberParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
 // documented operation is a route.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	t.Parallel()
-	s := New(noTake(t), Config{})
+	_, s := newServer(t, Config{})
 	doc, _ := readOpenAPI(t)
 	assert.Equal(t, "3.1.0", doc.OpenAPI)
 
@@ -73,7 +73,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 // routes.
 func TestOpenAPIOperations(t *testing.T) {
 	t.Parallel()
-	s := New(noTake(t), Config{})
+	_, s := newServer(t, Config{})
 	doc, raw := readOpenAPI(t)
 	ids := map[string]bool{}
 	for _, r := range s.routes {
@@ -180,7 +180,8 @@ func TestOpenAPIServed(t *testing.T) {
 	t.Parallel()
 	file, err := os.ReadFile("openapi.json")
 	require.NoError(t, err)
-	r := get(t, New(noTake(t), Config{AdminToken: "sesame"}), "/v1/openapi.json")
+	_, s := newServer(t, Config{AdminToken: "sesame"})
+	r := get(t, s, "/v1/openapi.json")
 	assert.Equal(t, 200, r.status, "open without the token")
 	assert.Equal(t, "application/json", r.header.Get("Content-Type"))
 	assert.Equal(t, string(file), r.body)

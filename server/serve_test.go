@@ -45,8 +45,7 @@ func wait(t *testing.T, ch <-chan error) error {
 
 func TestServeAndShutdown(t *testing.T) {
 	t.Parallel()
-	f, calls := recorder(allowed(9*T, 3*time.Second), nil)
-	s := New(f, Config{})
+	e, s := newServer(t, Config{})
 	addr, done := serve(t, s)
 
 	client := &http.Client{Timeout: 5 * time.Second}
@@ -59,8 +58,8 @@ func TestServeAndShutdown(t *testing.T) {
 	assert.Equal(t, `{"detail":"OK"}`, string(body))
 	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 	assert.Equal(t, `"default";q=10;w=30`, resp.Header.Get("RateLimit-Policy"))
-	assert.Equal(t, `"default";r=9;t=3`, resp.Header.Get("RateLimit"))
-	assert.Equal(t, []call{{"joe", "", 2 * T}}, calls())
+	assert.Equal(t, `"default";r=8;t=6`, resp.Header.Get("RateLimit"))
+	assert.Equal(t, []spent{{"joe", "default", 2 * T}}, e.spent(t))
 
 	// The client's keep-alive connection is idle: Shutdown closes it.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -75,7 +74,7 @@ func TestServeAndShutdown(t *testing.T) {
 
 func TestShutdownBeforeServe(t *testing.T) {
 	t.Parallel()
-	s := New(noTake(t), Config{})
+	_, s := newServer(t, Config{})
 	require.NoError(t, s.Shutdown(context.Background()))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -90,7 +89,7 @@ func TestShutdownBeforeServe(t *testing.T) {
 func TestShutdownRacesServe(t *testing.T) {
 	t.Parallel()
 	for range 20 {
-		s := New(noTake(t), Config{})
+		_, s := newServer(t, Config{})
 		_, done := serve(t, s)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		require.NoError(t, s.Shutdown(ctx))
@@ -104,7 +103,7 @@ func TestShutdownRacesServe(t *testing.T) {
 
 func TestHeadersTooLarge(t *testing.T) {
 	t.Parallel()
-	s := New(noTake(t), Config{})
+	_, s := newServer(t, Config{})
 	addr, _ := serve(t, s)
 
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)

@@ -14,32 +14,36 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Limiter is the part of the Store that GET /{key} needs.
-type Limiter interface {
+// Taker is the part of the Limiter that GET /{key} needs.
+type Taker interface {
 	// Take takes cost tokens from key's bucket under the named policy (""
 	// is the default policy). A cost of 0 peeks: it changes nothing. A cost
 	// more than the policy's capacity is not an error but a denial with
 	// RetryAfter == bucket.Never. The error wraps bucket.ErrUnknownPolicy
 	// for an unknown policy name, bucket.ErrInvalid for a bad cost, and
-	// bucket.ErrClosed when the store is shutting down; any other error is
-	// internal.
+	// bucket.ErrClosed when the store is shutting down, and
+	// bucket.ErrNotDurable when the take was made but could not be written
+	// to disk (--sync always); any other error is internal.
 	//
 	// key and policy are only valid during the call: they may point into
-	// the request's memory, so a store that keeps them must copy them. The
-	// same holds for every string argument of every Store method.
+	// the request's memory, so a limiter that keeps them must copy them.
+	// The same holds for every string argument of every Limiter method.
 	Take(key, policy string, cost bucket.Tokens) (bucket.Result, error)
 }
 
-// Store is what the server needs of the store: takes, and the
-// administration of buckets, policies and overrides. Every error may wrap
-// bucket.ErrClosed when the store is shutting down; an error that wraps no
-// sentinel of package bucket is internal.
-type Store interface {
-	Limiter
-	// Reset deletes key's bucket under policy, or every bucket of key when
-	// policy is "" (a deleted bucket is a full one). It reports whether
-	// there was one. The error wraps bucket.ErrUnknownPolicy for an unknown
-	// policy.
+// Limiter is what the server needs of the limiter (package limiter
+// implements it; main.go passes it to New): takes, and the administration
+// of buckets, policies and overrides. Every error may wrap bucket.ErrClosed
+// when the store is shutting down, and an error of a method that changes a
+// bucket may wrap bucket.ErrNotDurable when the change was made but could
+// not be written to disk (--sync always); an error that wraps no sentinel
+// of package bucket is internal.
+type Limiter interface {
+	Taker
+	// Reset makes key's bucket under policy full, or every bucket of key
+	// when policy is "" (a full bucket is no bucket). It reports whether
+	// one was not full. The error wraps bucket.ErrUnknownPolicy for an
+	// unknown policy.
 	Reset(key, policy string) (bool, error)
 	// Set sets the tokens key's bucket under policy ("" is the default)
 	// holds now, clamped to each limit's capacity, and returns a peek at
@@ -63,6 +67,9 @@ type Store interface {
 	// DeleteOverride removes key's override under policy and reports
 	// whether there was one.
 	DeleteOverride(key, policy string) (bool, error)
+	// Ready returns nil while the store is open and its changes reach the
+	// disk, else why not: GET /readyz.
+	Ready() error
 }
 
 // DefaultMaxKeyLen is the longest key, in bytes once percent-decoded, that a
@@ -116,10 +123,10 @@ const (
 	idleTimeout = 2 * time.Minute
 )
 
-// Server is the HTTP front: a Fiber app whose handlers call a Store. Its
+// Server is the HTTP front: a Fiber app whose handlers call a Limiter. Its
 // methods are safe for concurrent use. Serve may be called once.
 type Server struct {
-	store     Store
+	lim       Limiter
 	log       *slog.Logger
 	maxKeyLen int
 	maxBody   int
@@ -133,10 +140,10 @@ type Server struct {
 	closed bool // Shutdown was called
 }
 
-// New returns a Server in front of st. It does not listen: call Serve.
-func New(st Store, cfg Config) *Server {
+// New returns a Server in front of lim. It does not listen: call Serve.
+func New(lim Limiter, cfg Config) *Server {
 	s := &Server{
-		store:     st,
+		lim:       lim,
 		log:       cfg.Logger,
 		maxKeyLen: cfg.MaxKeyLen,
 		maxBody:   cfg.MaxBodyBytes,
@@ -201,13 +208,14 @@ type route struct {
 
 // routeTable returns every route. Fiber tries them in this order, so the
 // fixed paths come before GET /:key, which would take any one-segment path
-// as a key ("/healthz", "/v1"). The routes under /v1/ are the JSON API:
+// as a key ("/healthz", "/readyz", "/v1"). The routes under /v1/ are the JSON API:
 // New wraps them in Server.api.
 func (s *Server) routeTable() []route {
 	const get, post, put, del = fiber.MethodGet, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete
 	const open, admin = false, true
 	return []route{
 		{get, "/healthz", open, s.healthz},
+		{get, "/readyz", open, s.readyz},
 		{get, "/", open, s.noKey},
 		{get, "/v1", open, s.apiRoot},
 		{get, "/v1/openapi.json", open, s.openAPI},

@@ -1,7 +1,6 @@
-package storage
+package storage_test
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -9,27 +8,29 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/storage"
+	"github.com/bucketd/bucketd/storage/storetest"
 )
 
 // fast is a limit no benchmark exhausts, so that every take is allowed and
 // changes its bucket: the path that costs the most.
-var fast = bucket.Limit{Capacity: tok(1_000_000_000), Rate: bucket.PerSecond(1_000_000_000)}
+var fast = []bucket.Limit{{Capacity: 1_000_000_000 * tok, Rate: bucket.PerSecond(1_000_000_000)}}
 
 const benchKeys = 100_000
 
 func benchKeyNames() []string {
 	keys := make([]string, benchKeys)
 	for i := range keys {
-		keys[i] = fmt.Sprint("user:", i)
+		keys[i] = "user:" + itoa(i)
 	}
 	return keys
 }
 
 func BenchmarkTakeOneKey(b *testing.B) {
-	db := mustOpen(b, Options{Default: fast}) // the real clock and flusher
+	db := mustOpen(b, storage.Options{}) // the system clock and the real flusher
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := db.Take("hot", "", bucket.Token); err != nil {
+		if _, err := db.Take(def, "hot", fast, tok, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -42,11 +43,11 @@ func BenchmarkTakeParallel(b *testing.B) {
 			name = "populated"
 		}
 		b.Run(name, func(b *testing.B) {
-			db := mustOpen(b, Options{Default: fast})
+			db := mustOpen(b, storage.Options{})
 			keys := benchKeyNames()
 			if populated {
 				for _, k := range keys {
-					_, err := db.Take(k, "", bucket.Token)
+					_, err := db.Take(def, k, fast, tok, nil)
 					require.NoError(b, err)
 				}
 			}
@@ -57,14 +58,14 @@ func BenchmarkTakeParallel(b *testing.B) {
 
 // benchTakeParallel takes one token per op from keys, each goroutine
 // walking them from its own random start.
-func benchTakeParallel(b *testing.B, db *DB, keys []string) {
+func benchTakeParallel(b *testing.B, db *storage.DB, keys []string) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := rand.IntN(len(keys))
 		for pb.Next() {
 			i = (i + 7919) % len(keys) // a prime stride: spread over shards
-			if _, err := db.Take(keys[i], "", bucket.Token); err != nil {
+			if _, err := db.Take(def, keys[i], fast, tok, nil); err != nil {
 				b.Error(err)
 				return
 			}
@@ -73,7 +74,7 @@ func benchTakeParallel(b *testing.B, db *DB, keys []string) {
 }
 
 func BenchmarkTakeSyncAlwaysParallel(b *testing.B) {
-	db := mustOpen(b, Options{Default: fast, Sync: SyncAlways})
+	db := mustOpen(b, storage.Options{Sync: storage.SyncAlways})
 	keys := benchKeyNames()
 	before := commits(b, db)
 	b.SetParallelism(32) // many clients waiting on the disk at once
@@ -83,8 +84,8 @@ func BenchmarkTakeSyncAlwaysParallel(b *testing.B) {
 }
 
 // BenchmarkFlush times one flush of 100 000 changed buckets: "insert" of
-// keys new to the file (a burst of new clients, or the first flush after
-// FlushAll), "update" of keys already in it (the steady state).
+// keys new to the file (a burst of new clients, or the first flush after a
+// Clear), "update" of keys already in it (the steady state).
 func BenchmarkFlush(b *testing.B) {
 	for _, insert := range []bool{true, false} {
 		name := "update"
@@ -92,12 +93,14 @@ func BenchmarkFlush(b *testing.B) {
 			name = "insert"
 		}
 		b.Run(name, func(b *testing.B) {
-			c := newClock(t0) // frozen: nothing refills, so every take changes its bucket
-			db := mustOpen(b, Options{Default: fast, Now: c.Now, SyncInterval: time.Hour})
+			// A clock that does not move: nothing refills, so every take
+			// changes its bucket; and only Save flushes.
+			c := storetest.NewClock(t0)
+			db := mustOpen(b, storage.Options{Clock: c, SyncInterval: time.Hour})
 			keys := benchKeyNames()
 			dirty := func() {
 				for _, k := range keys {
-					if _, err := db.Take(k, "", bucket.Token); err != nil {
+					if _, err := db.Take(def, k, fast, tok, nil); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -109,7 +112,8 @@ func BenchmarkFlush(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				if insert {
-					require.NoError(b, db.FlushAll())
+					require.NoError(b, db.Clear())
+					require.NoError(b, db.Save())
 				}
 				dirty()
 				b.StartTimer()

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,13 +15,30 @@ import (
 	"github.com/bucketd/bucketd/bucket"
 )
 
-// testEntry returns an entry with one bucket of the named policy with the
-// given limits and states.
-func testEntry(name string, updated int64, limits []bucket.Limit, states []bucket.State) *entry {
+// at0 is the instant the records of these tests were written at.
+var at0 = time.Unix(1_700_000_000, 0).UnixNano()
+
+const tk = bucket.Token
+
+// fiveLimit is the original service's limit: 5 tokens, one every 3 s.
+var fiveLimit = bucket.Limit{Capacity: 5 * tk, Rate: bucket.Every(3 * time.Second)}
+
+// bkt is one bucket of a test entry.
+type bkt struct {
+	ns      Namespace
+	updated int64
+	limits  []bucket.Limit
+	states  []bucket.State
+}
+
+// testEntry returns an entry holding bs, in that order.
+func testEntry(bs ...bkt) *entry {
 	e := newEntry("")
-	b := e.add(bucket.Policy{Name: name, Limits: limits})
-	copy(b.states, states)
-	b.updated = updated
+	for _, b := range bs {
+		s := e.add(b.ns, b.limits)
+		copy(s.states, b.states)
+		s.updated = b.updated
+	}
 	return e
 }
 
@@ -29,26 +47,46 @@ func codecEntries() map[string]*entry {
 	many := make([]bucket.Limit, bucket.MaxLimits)
 	manyStates := make([]bucket.State, bucket.MaxLimits)
 	for i := range many {
-		many[i] = bucket.Limit{Capacity: tok(int64(i + 1)), Rate: bucket.Every(time.Duration(i+1) * time.Second)}
-		manyStates[i] = bucket.State{Tokens: tok(int64(i)), At: t0.UnixNano() + int64(i), Rem: uint64(i)}
+		many[i] = bucket.Limit{Capacity: bucket.Tokens(i+1) * tk, Rate: bucket.Every(time.Duration(i+1) * time.Second)}
+		manyStates[i] = bucket.State{Tokens: bucket.Tokens(i) * tk, At: at0 + int64(i), Rem: uint64(i)}
 	}
 	huge := bucket.Limit{Capacity: bucket.MaxTokens, Rate: bucket.Rate{Tokens: bucket.MaxTokens, Per: 1000 * time.Second}}
+	tiny := bucket.Limit{Capacity: bucket.Micro, Rate: bucket.Rate{Tokens: bucket.Micro, Per: math.MaxInt64}}
+	ten := bucket.Limit{Capacity: 10 * tk, Rate: bucket.PerSecond(1)}
+	one := func(t bucket.Tokens) []bucket.State { return []bucket.State{{Tokens: t, At: at0}} }
 	return map[string]*entry{
-		"default": testEntry("default", t0.UnixNano(), []bucket.Limit{DefaultLimit},
-			[]bucket.State{{Tokens: tok(2), At: t0.UnixNano()}}),
-		"empty bucket with remainder": testEntry("default", t0.UnixNano(), []bucket.Limit{DefaultLimit},
-			[]bucket.State{{Tokens: 0, At: t0.UnixNano(), Rem: uint64(3*time.Second) - 1}}),
-		"full bucket": testEntry("throttle", 0, []bucket.Limit{DefaultLimit},
-			[]bucket.State{{Tokens: tok(5)}}),
-		"no name": testEntry("", 1, []bucket.Limit{DefaultLimit}, []bucket.State{{Tokens: 1, At: 1}}),
-		"binary name": testEntry("\x00\xffgold ★\n", -1, []bucket.Limit{DefaultLimit},
-			[]bucket.State{{Tokens: bucket.Micro, At: -1}}),
-		"most limits": testEntry("tiers", t0.UnixNano(), many, manyStates),
-		"extremes": testEntry("huge", math.MaxInt64, []bucket.Limit{huge, {Capacity: bucket.Micro, Rate: bucket.Rate{Tokens: bucket.Micro, Per: math.MaxInt64}}},
+		"policy": testEntry(bkt{PolicyNS("default"), at0, []bucket.Limit{fiveLimit}, one(2 * tk)}),
+		"cell":   testEntry(bkt{CellNS, at0, []bucket.Limit{ten}, one(3 * tk)}),
+		"empty bucket with remainder": testEntry(bkt{PolicyNS("default"), at0, []bucket.Limit{fiveLimit},
+			[]bucket.State{{Tokens: 0, At: at0, Rem: uint64(3*time.Second) - 1}}}),
+		"cell in debt": testEntry(bkt{CellNS, at0, []bucket.Limit{ten}, []bucket.State{{At: at0 + int64(time.Hour)}}}),
+		"several buckets": testEntry(
+			bkt{PolicyNS("default"), at0, []bucket.Limit{fiveLimit}, one(tk)},
+			bkt{PolicyNS("gold"), at0 + 1, []bucket.Limit{ten, fiveLimit}, []bucket.State{{Tokens: 9 * tk, At: at0}, {Tokens: 4 * tk, At: at0 + 1, Rem: 7}}},
+			bkt{CellNS, at0 + 2, []bucket.Limit{ten}, one(0)},
+		),
+		"binary name": testEntry(bkt{PolicyNS("\x00\xffgold ★\n"), -1, []bucket.Limit{fiveLimit},
+			[]bucket.State{{Tokens: bucket.Micro, At: -1}}}),
+		"longest name": testEntry(bkt{PolicyNS(strings.Repeat("n", 255)), at0, []bucket.Limit{fiveLimit}, one(0)}),
+		"most limits":  testEntry(bkt{PolicyNS("tiers"), at0, many, manyStates}),
+		"extremes": testEntry(bkt{PolicyNS("huge"), math.MaxInt64, []bucket.Limit{huge, tiny},
 			[]bucket.State{
 				{Tokens: bucket.MaxTokens, At: math.MinInt64, Rem: uint64(1000*time.Second) - 1},
 				{Tokens: bucket.Micro, At: math.MaxInt64, Rem: math.MaxInt64 - 1},
-			}),
+			}}),
+	}
+}
+
+// requireSameBuckets checks that got holds want's buckets, in order.
+func requireSameBuckets(t *testing.T, want, got *entry) {
+	t.Helper()
+	require.Len(t, got.subs, len(want.subs))
+	for i, w := range want.subs {
+		g := got.subs[i]
+		assert.Equal(t, w.ns, g.ns, "bucket %d", i)
+		assert.Equal(t, w.limits, g.limits, "bucket %d", i)
+		assert.Equal(t, w.states, g.states, "bucket %d", i)
+		assert.Equal(t, w.updated, g.updated, "bucket %d", i)
 	}
 }
 
@@ -59,46 +97,87 @@ func TestCodecRoundTrip(t *testing.T) {
 			require.Equal(t, byte(recordVersion), b[0], "the record starts with its version")
 			got, err := decode(b)
 			require.NoError(t, err)
-			assert.Equal(t, e.subs[0].policy, got.subs[0].policy)
-			assert.Equal(t, e.subs[0].states, got.subs[0].states)
-			assert.Equal(t, e.subs[0].updated, got.subs[0].updated)
+			requireSameBuckets(t, e, got)
 			assert.Equal(t, b, encode(nil, got))
 
 			// encode appends.
 			assert.Equal(t, append([]byte("prefix"), b...), encode([]byte("prefix"), e))
 
 			// decode keeps nothing of its input.
+			want := encode(nil, got)
 			for i := range b {
 				b[i] = 0xEE
 			}
-			assert.Equal(t, e.subs[0].policy, got.subs[0].policy)
-			assert.Equal(t, e.subs[0].states, got.subs[0].states)
+			requireSameBuckets(t, e, got)
+			assert.Equal(t, want, encode(nil, got))
 		})
 	}
 }
 
-// rawLimit is one limit and its state, as encode lays them out.
-type rawLimit struct {
+// field is one limit and its state, as a record lays them out.
+type field struct {
 	capacity, rateTokens, per, tokens, at int64
 	rem                                   uint64
 }
 
-// raw writes a record field by field, valid or not.
-func raw(version byte, name string, nameLen uint64, n uint64, ls ...rawLimit) []byte {
-	b := []byte{version}
+// rawBucket writes one bucket's record field by field, valid or not: with
+// a kind byte when kind >= 0 (version 2), without (version 1) otherwise.
+func rawBucket(kind int, name string, nameLen uint64, n uint64, fs ...field) []byte {
+	var b []byte
+	if kind >= 0 {
+		b = append(b, byte(kind))
+	}
 	b = binary.AppendUvarint(b, nameLen)
 	b = append(b, name...)
-	b = binary.AppendVarint(b, t0.UnixNano())
+	b = binary.AppendVarint(b, at0)
 	b = binary.AppendUvarint(b, n)
-	for _, l := range ls {
-		b = binary.AppendVarint(b, l.capacity)
-		b = binary.AppendVarint(b, l.rateTokens)
-		b = binary.AppendVarint(b, l.per)
-		b = binary.AppendVarint(b, l.tokens)
-		b = binary.AppendVarint(b, l.at)
-		b = binary.AppendUvarint(b, l.rem)
+	for _, f := range fs {
+		b = binary.AppendVarint(b, f.capacity)
+		b = binary.AppendVarint(b, f.rateTokens)
+		b = binary.AppendVarint(b, f.per)
+		b = binary.AppendVarint(b, f.tokens)
+		b = binary.AppendVarint(b, f.at)
+		b = binary.AppendUvarint(b, f.rem)
 	}
 	return b
+}
+
+// rec joins a version byte and bucket records.
+func rec(version byte, buckets ...[]byte) []byte {
+	return append([]byte{version}, bytes.Join(buckets, nil)...)
+}
+
+// okField is the limit five holding 2 tokens at at0.
+var okField = field{capacity: int64(5 * tk), rateTokens: int64(tk), per: int64(3 * time.Second), tokens: int64(2 * tk), at: at0}
+
+func TestDecodeVersion1(t *testing.T) {
+	// A version-1 record, as the first format wrote it: no namespace kind,
+	// every bucket a policy's.
+	gold := field{capacity: int64(10 * tk), rateTokens: int64(tk), per: int64(time.Second), tokens: int64(7 * tk), at: at0 - 5, rem: 123}
+	b := rec(recordVersionV1,
+		rawBucket(-1, "default", 7, 1, okField),
+		rawBucket(-1, "gold", 4, 2, gold, okField),
+	)
+	e, err := decode(b)
+	require.NoError(t, err)
+	requireSameBuckets(t, testEntry(
+		bkt{PolicyNS("default"), at0, []bucket.Limit{fiveLimit}, []bucket.State{{Tokens: 2 * tk, At: at0}}},
+		bkt{PolicyNS("gold"), at0, []bucket.Limit{{Capacity: 10 * tk, Rate: bucket.PerSecond(1)}, fiveLimit},
+			[]bucket.State{{Tokens: 7 * tk, At: at0 - 5, Rem: 123}, {Tokens: 2 * tk, At: at0}}},
+	), e)
+
+	// It is written back as version 2, which reads the same.
+	v2 := encode(nil, e)
+	assert.Equal(t, byte(recordVersion), v2[0])
+	again, err := decode(v2)
+	require.NoError(t, err)
+	requireSameBuckets(t, e, again)
+
+	// A version-1 record holds no kind byte: one read as version 2 is
+	// misread, and refused.
+	b[0] = recordVersion
+	_, err = decode(b)
+	assert.ErrorIs(t, err, errCorrupt)
 }
 
 // longer returns b with the varint at off written one byte longer: the same
@@ -112,15 +191,17 @@ func longer(b []byte, off int) []byte {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	ok := rawLimit{capacity: int64(tok(5)), rateTokens: int64(bucket.Token), per: int64(3 * time.Second), tokens: int64(tok(2)), at: t0.UnixNano()}
-	with := func(f func(*rawLimit)) rawLimit {
-		l := ok
+	with := func(f func(*field)) field {
+		l := okField
 		f(&l)
 		return l
 	}
-	valid := raw(recordVersion, "default", 7, 1, ok)
+	pol := func(n uint64, fs ...field) []byte { return rawBucket(int(KindPolicy), "default", 7, n, fs...) }
+	valid := rec(recordVersion, pol(1, okField))
 	_, err := decode(valid)
 	require.NoError(t, err, "the base record is valid")
+	_, err = decode(rec(recordVersion, pol(1, okField), rawBucket(int(KindCell), "", 0, 1, okField)))
+	require.NoError(t, err, "two buckets in two namespaces are valid")
 
 	tests := []struct {
 		name string
@@ -128,29 +209,38 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"nil", nil},
 		{"empty", []byte{}},
-		{"version 0", raw(0, "default", 7, 1, ok)},
-		{"version 2", raw(2, "default", 7, 1, ok)},
-		{"version 255", raw(255, "default", 7, 1, ok)},
-		{"trailing byte", append(raw(recordVersion, "default", 7, 1, ok), 0)},
-		{"name longer than the record", raw(recordVersion, "default", 1000, 1, ok)},
-		{"name length overflows", raw(recordVersion, "default", math.MaxUint64, 1, ok)},
-		{"no limits", raw(recordVersion, "default", 7, 0)},
-		{"too many limits", raw(recordVersion, "default", 7, bucket.MaxLimits+1)},
-		{"fewer limits than counted", raw(recordVersion, "default", 7, 2, ok)},
-		{"more limits than counted", raw(recordVersion, "default", 7, 1, ok, ok)},
-		{"zero capacity", raw(recordVersion, "default", 7, 1, with(func(l *rawLimit) { l.capacity, l.tokens = 0, 0 }))},
-		{"capacity above the maximum", raw(recordVersion, "default", 7, 1, with(func(l *rawLimit) { l.capacity = int64(bucket.MaxTokens) + 1 }))},
-		{"zero rate", raw(recordVersion, "default", 7, 1, with(func(l *rawLimit) { l.rateTokens = 0 }))},
-		{"zero period", raw(recordVersion, "default", 7, 1, with(func(l *rawLimit) { l.per = 0 }))},
-		{"negative period", raw(recordVersion, "default", 7, 1, with(func(l *rawLimit) { l.per = -1 }))},
-		{"negative tokens", raw(recordVersion, "default", 7, 1, with(func(l *rawLimit) { l.tokens = -1 }))},
-		{"tokens above capacity", raw(recordVersion, "default", 7, 1, with(func(l *rawLimit) { l.tokens = int64(tok(5)) + 1 }))},
-		{"remainder of a whole period", raw(recordVersion, "default", 7, 1, with(func(l *rawLimit) { l.rem = uint64(3 * time.Second) }))},
-		{"name length not minimal", longer(valid, 1)},
-		{"updated not minimal", longer(valid, 1+1+len("default"))},
+		{"version byte alone", []byte{recordVersion}},
+		{"version 1 byte alone", []byte{recordVersionV1}},
+		{"version 0", rec(0, pol(1, okField))},
+		{"version 3", rec(3, pol(1, okField))},
+		{"version 255", rec(255, pol(1, okField))},
+		{"trailing byte", append(rec(recordVersion, pol(1, okField)), 0)},
+		{"unknown kind", rec(recordVersion, rawBucket(7, "default", 7, 1, okField))},
+		{"kind all", rec(recordVersion, rawBucket(int(kindAll), "", 0, 1, okField))},
+		{"policy without a name", rec(recordVersion, rawBucket(int(KindPolicy), "", 0, 1, okField))},
+		{"version 1 policy without a name", rec(recordVersionV1, rawBucket(-1, "", 0, 1, okField))},
+		{"policy name too long", rec(recordVersion, rawBucket(int(KindPolicy), strings.Repeat("n", 256), 256, 1, okField))},
+		{"cell with a name", rec(recordVersion, rawBucket(int(KindCell), "x", 1, 1, okField))},
+		{"two buckets in one namespace", rec(recordVersion, pol(1, okField), pol(1, okField))},
+		{"two cell buckets", rec(recordVersion, rawBucket(int(KindCell), "", 0, 1, okField), rawBucket(int(KindCell), "", 0, 1, okField))},
+		{"name longer than the record", rec(recordVersion, rawBucket(int(KindPolicy), "default", 1000, 1, okField))},
+		{"name length overflows", rec(recordVersion, rawBucket(int(KindPolicy), "default", math.MaxUint64, 1, okField))},
+		{"no limits", rec(recordVersion, pol(0))},
+		{"too many limits", rec(recordVersion, pol(bucket.MaxLimits+1))},
+		{"fewer limits than counted", rec(recordVersion, pol(2, okField))},
+		{"zero capacity", rec(recordVersion, pol(1, with(func(l *field) { l.capacity, l.tokens = 0, 0 })))},
+		{"capacity above the maximum", rec(recordVersion, pol(1, with(func(l *field) { l.capacity = int64(bucket.MaxTokens) + 1 })))},
+		{"zero rate", rec(recordVersion, pol(1, with(func(l *field) { l.rateTokens = 0 })))},
+		{"zero period", rec(recordVersion, pol(1, with(func(l *field) { l.per = 0 })))},
+		{"negative period", rec(recordVersion, pol(1, with(func(l *field) { l.per = -1 })))},
+		{"negative tokens", rec(recordVersion, pol(1, with(func(l *field) { l.tokens = -1 })))},
+		{"tokens above capacity", rec(recordVersion, pol(1, with(func(l *field) { l.tokens = int64(5*tk) + 1 })))},
+		{"remainder of a whole period", rec(recordVersion, pol(1, with(func(l *field) { l.rem = uint64(3 * time.Second) })))},
+		{"name length not minimal", longer(valid, 2)},
+		{"updated not minimal", longer(valid, 2+1+len("default"))},
 		{"remainder not minimal", longer(valid, len(valid)-1)},
-		{"varint too long", append([]byte{recordVersion}, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01)},
-		{"varint overflows", append([]byte{recordVersion}, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02)},
+		{"varint too long", append([]byte{recordVersion, 0}, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01)},
+		{"varint overflows", append([]byte{recordVersion, 0}, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02)},
 	}
 	for i := 1; i < len(valid); i++ {
 		tests = append(tests, struct {
@@ -165,6 +255,54 @@ func TestDecodeRejects(t *testing.T) {
 			assert.Nil(t, e)
 		})
 	}
+
+	// More buckets than any key can have.
+	var many [][]byte
+	for i := range maxSubs + 1 {
+		name := fmt.Sprint("p", i)
+		many = append(many, rawBucket(int(KindPolicy), name, uint64(len(name)), 1, okField))
+	}
+	_, err = decode(rec(recordVersion, many[:maxSubs]...))
+	require.NoError(t, err, "maxSubs buckets")
+	_, err = decode(rec(recordVersion, many...))
+	assert.ErrorIs(t, err, errCorrupt, "maxSubs+1 buckets")
+}
+
+func TestPageRoundTrip(t *testing.T) {
+	tb := newTable(1)
+	s := &tb.shards[0]
+	keys := map[string]*entry{}
+	for name, e := range codecEntries() {
+		e.key = name
+		keys[name] = e
+		s.m[3][name] = e
+	}
+	page := s.appendPage([]byte("prefix"), 3)
+	require.True(t, bytes.HasPrefix(page, []byte("prefix")), "appendPage appends")
+	page = page[len("prefix"):]
+	got := map[string][]byte{}
+	require.NoError(t, decodePage(page, func(k, r []byte) error {
+		got[string(k)] = r
+		return nil
+	}))
+	require.Len(t, got, len(keys))
+	for k, e := range keys {
+		assert.Equal(t, encode(nil, e), got[k], k)
+		assert.True(t, e.cached, "the record is kept for the next flush")
+	}
+	assert.Empty(t, s.appendPage(nil, 4), "an empty page")
+
+	// A page cut anywhere but between two entries is refused.
+	n := 0
+	for i := 1; i < len(page); i++ {
+		err := decodePage(page[:i], func(k, r []byte) error { return nil })
+		if err == nil {
+			n++
+			continue
+		}
+		assert.ErrorIs(t, err, errCorrupt, "cut to %d bytes", i)
+	}
+	assert.Equal(t, len(keys)-1, n, "only the cuts between entries are valid pages")
 }
 
 func FuzzDecode(f *testing.F) {
@@ -173,6 +311,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{recordVersion})
+	f.Add([]byte{recordVersionV1})
+	f.Add(rec(recordVersionV1, rawBucket(-1, "default", 7, 1, okField)))
 	f.Add([]byte{2, 0, 0, 1})
 	f.Add([]byte("not a record"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -185,9 +325,13 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		require.NotEmpty(t, e.subs)
-		for _, sb := range e.subs {
-			require.Len(t, sb.states, len(sb.policy.Limits))
-			for i, l := range sb.policy.Limits {
+		for i, sb := range e.subs {
+			require.NoError(t, sb.ns.Validate())
+			for _, o := range e.subs[:i] {
+				require.NotEqual(t, o.ns, sb.ns, "two buckets in one namespace")
+			}
+			require.Len(t, sb.states, len(sb.limits))
+			for i, l := range sb.limits {
 				require.NoError(t, l.Validate())
 				s := sb.states[i]
 				require.GreaterOrEqual(t, s.Tokens, bucket.Tokens(0))
@@ -195,6 +339,19 @@ func FuzzDecode(f *testing.F) {
 				require.Less(t, s.Rem, uint64(l.Rate.Per))
 			}
 		}
-		require.Equal(t, b, encode(nil, e), "a decoded record encodes to the same bytes")
+		out := encode(nil, e)
+		if b[0] == recordVersion {
+			require.Equal(t, b, out, "a decoded record encodes to the same bytes")
+			return
+		}
+		// A version-1 record is written back as version 2, holding the same.
+		require.Equal(t, byte(recordVersionV1), b[0])
+		for _, sb := range e.subs {
+			require.Equal(t, KindPolicy, sb.ns.Kind, "version 1 has policy buckets only")
+		}
+		again, err := decode(out)
+		require.NoError(t, err)
+		requireSameBuckets(t, e, again)
+		require.Equal(t, out, encode(nil, again))
 	})
 }

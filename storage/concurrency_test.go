@@ -1,9 +1,7 @@
-package storage
+package storage_test
 
 import (
-	"fmt"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,146 +11,135 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/storage"
+	"github.com/bucketd/bucketd/storage/storetest"
 )
 
-// hundred is a limit of 100 tokens that refills too slowly to matter.
-var hundred = bucket.Limit{Capacity: tok(100), Rate: bucket.Every(time.Hour)}
+var syncModes = []storage.SyncMode{storage.SyncInterval, storage.SyncAlways}
 
-func TestTakeAtomicOneKey(t *testing.T) {
-	for _, mode := range []SyncMode{SyncInterval, SyncAlways} {
+// TestTakesExactUnderContention takes from a few keys, in two namespaces,
+// from many goroutines at once: each bucket allows exactly its capacity,
+// and the disk ends up holding what memory does.
+func TestTakesExactUnderContention(t *testing.T) {
+	for _, mode := range syncModes {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
-			opts := testOptions(newClock(t0)) // frozen: nothing refills
-			opts.Default, opts.Sync = hundred, mode
-			db := mustOpen(t, opts)
+			c := storetest.NewClock(t0) // frozen: nothing refills
+			db := mustOpen(t, storage.Options{Clock: c, Sync: mode})
 
-			const goroutines, each = 64, 5 // 320 takes for 100 tokens
-			var allowed, denied atomic.Int64
+			// Every goroutine takes from every bucket (16 keys, 2
+			// namespaces) 4 times, each from its own starting bucket:
+			// per bucket 128 takes for 100 tokens.
+			const keys, goroutines, rounds = 16, 32, 4
+			nss := []storage.Namespace{def, cell}
+			var allowed [2][keys]atomic.Int64
 			start := make(chan struct{})
 			var wg sync.WaitGroup
-			for range goroutines {
+			for g := range goroutines {
 				wg.Go(func() {
 					<-start
-					for range each {
-						res, err := db.Take("hot", "", tok(1))
+					for n := range 2 * keys * rounds {
+						b := (g + n) % (2 * keys)
+						ns, k := b%2, b/2
+						d, err := db.Take(nss[ns], "key:"+itoa(k), hundred, tok, nil)
 						if !assert.NoError(t, err) {
 							return
 						}
-						if res.Allowed {
-							allowed.Add(1)
-						} else {
-							denied.Add(1)
+						if d.Allowed {
+							allowed[ns][k].Add(1)
 						}
 					}
 				})
 			}
 			close(start)
 			wg.Wait()
-			assert.Equal(t, int64(100), allowed.Load())
-			assert.Equal(t, int64(goroutines*each-100), denied.Load())
+			for ns := range 2 {
+				for k := range keys {
+					assert.Equal(t, int64(100), allowed[ns][k].Load(), "%s key:%d: exactly the capacity", nss[ns], k)
+				}
+			}
+			assert.Equal(t, keys, dbLen(t, db))
 
 			require.NoError(t, db.Save())
-			assert.Equal(t, bucket.Tokens(0), diskTokens(t, onDisk(t, db), "hot"))
-		})
-	}
-}
-
-func TestTakeAtomicManyKeys(t *testing.T) {
-	opts := testOptions(newClock(t0))
-	opts.Default = hundred
-	db := mustOpen(t, opts)
-
-	const keys, goroutines, each = 32, 64, 3 // per key 192 takes for 100 tokens
-	var allowed [keys]atomic.Int64
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for g := range goroutines {
-		wg.Go(func() {
-			<-start
-			for n := range keys * each { // each goroutine starts at its own key
-				k := (g + n) % keys
-				res, err := db.Take(fmt.Sprint("key:", k), "", tok(1))
-				if !assert.NoError(t, err) {
-					return
-				}
-				if res.Allowed {
-					allowed[k].Add(1)
+			recs := onDisk(t, db)
+			for k := range keys {
+				for _, ns := range nss {
+					assert.Equal(t, bucket.Tokens(0), diskTokens(t, recs, "key:"+itoa(k), ns))
 				}
 			}
 		})
 	}
-	close(start)
-	wg.Wait()
-	for k := range keys {
-		assert.Equal(t, int64(100), allowed[k].Load(), "key:%d", k)
-	}
-	assert.Equal(t, keys, db.Len())
-	assert.Equal(t, keys, tableLen(db))
 }
 
-// TestShardsAreIndependent holds the lock of one key's shard and takes from
-// a key in another shard: with one lock for the table it would deadlock.
+// TestShardsAreIndependent holds the lock of one key's shard and works on
+// a key of another shard: with one lock for the table it would block.
 func TestShardsAreIndependent(t *testing.T) {
-	db := mustOpen(t, testOptions(newClock(t0)))
-	held, _ := db.table.locate("held")
+	db := mustOpen(t, testOptions(storetest.NewClock(t0)))
+	shard := func(k string) uint16 { return storage.PageOf(db, k) / storage.PagesPerShard }
 	other := ""
 	for i := 0; other == ""; i++ {
-		if k := fmt.Sprint("key:", i); func() bool { s, _ := db.table.locate(k); return s != held }() {
+		require.Less(t, i, 10_000)
+		if k := "key:" + itoa(i); shard(k) != shard("held") {
 			other = k
 		}
 	}
 
-	held.mu.Lock()
-	res, err := db.Take(other, "", tok(1))
-	require.NoError(t, err)
-	assert.True(t, res.Allowed)
-	_, ok, err := db.Peek(other)
-	require.NoError(t, err)
-	assert.True(t, ok)
-	require.NoError(t, db.SetTokens(other, tok(2)))
-	held.mu.Unlock()
-
-	res, err = db.Take("held", "", tok(1))
-	require.NoError(t, err)
-	assert.True(t, res.Allowed)
+	unlock := storage.LockShard(db, "held")
+	within(t, "work on another shard", func() {
+		d, err := db.Take(def, other, five, tok, nil)
+		assert.NoError(t, err)
+		assert.True(t, d.Allowed)
+		_, ok, err := db.Peek(def, other, nil)
+		assert.NoError(t, err)
+		assert.True(t, ok)
+		_, err = db.Set(def, other, five, 2*tok, nil)
+		assert.NoError(t, err)
+		_, err = db.Reset(def, other)
+		assert.NoError(t, err)
+	})
+	unlock()
+	d := take(t, db, def, "held", five, tok)
+	assert.True(t, d.Allowed)
 }
 
-// TestSyncAlwaysGroupCommit holds back the flusher while 64 takes change
-// their buckets and wait; when it is let go, one commit carries them all.
+// TestSyncAlwaysGroupCommit holds the first commit while 64 takes change
+// their buckets and wait; when it is let go, one more commit carries them
+// all.
 func TestSyncAlwaysGroupCommit(t *testing.T) {
-	opts := testOptions(newClock(t0))
-	opts.Sync = SyncAlways
-	db := mustOpen(t, opts)
+	c := storetest.NewClock(t0)
+	db := mustOpen(t, storage.Options{Clock: c, Sync: storage.SyncAlways})
+	gate := gateWrites(t, db)
 	before := commits(t, db)
 
+	first := make(chan error, 1)
+	go func() { _, err := db.Take(def, "first", five, tok, nil); first <- err }()
+	await(t, gate.entered, "the first commit")
+
 	const n = 64
-	db.flushMu.Lock() // no flush gets past its start
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			res, err := db.Take(fmt.Sprint("key:", i), "", tok(1))
+			d, err := db.Take(def, "key:"+itoa(i), five, tok, nil)
 			assert.NoError(t, err)
-			assert.True(t, res.Allowed)
+			assert.True(t, d.Allowed)
 		})
 	}
-	for db.Len() < n { // every take has changed its bucket and is waiting
-		runtime.Gosched()
-	}
-	assert.Empty(t, onDisk(t, db), "nothing is written while the flusher is held")
-	db.flushMu.Unlock()
+	require.Eventually(t, func() bool { l, err := db.Len(); return err == nil && l == n+1 }, wait, time.Millisecond,
+		"every take has changed its bucket and waits")
+	assert.Empty(t, onDisk(t, db), "nothing is written while the first commit is held")
+	gate.open()
+	require.NoError(t, await(t, first, "the first take"))
 	wg.Wait()
 
-	assert.Equal(t, before+1, commits(t, db), "64 takes, one commit")
-	assert.Len(t, onDisk(t, db), n)
+	assert.Equal(t, before+2, commits(t, db), "64 takes, one commit")
+	assert.Len(t, onDisk(t, db), n+1)
 }
 
 // TestSyncAlwaysConcurrent checks, under free scheduling, that every take
 // is on disk when it returns and that takes share commits.
 func TestSyncAlwaysConcurrent(t *testing.T) {
-	opts := testOptions(newClock(t0))
-	opts.Sync = SyncAlways
-	opts.Default = hundred
-	db := mustOpen(t, opts)
+	c := storetest.NewClock(t0)
+	db := mustOpen(t, storage.Options{Clock: c, Sync: storage.SyncAlways})
 	before := commits(t, db)
 
 	const goroutines, each = 64, 20
@@ -161,20 +148,15 @@ func TestSyncAlwaysConcurrent(t *testing.T) {
 	for g := range goroutines {
 		wg.Go(func() {
 			<-start
-			key := fmt.Sprint("key:", g) // only this goroutine changes it
+			key := "key:" + itoa(g) // only this goroutine changes it
 			for range each {
-				res, err := db.Take(key, "", tok(1))
-				if !assert.NoError(t, err) || !assert.True(t, res.Allowed) {
+				d, err := db.Take(cell, key, hundred, tok, nil)
+				if !assert.NoError(t, err) || !assert.True(t, d.Allowed) {
 					return
 				}
-				v, err := readRecord(db, key)
-				if !assert.NoError(t, err, key) {
-					return
-				}
-				e, err := decode(v)
-				if assert.NoError(t, err, key) {
-					assert.Equal(t, res.Remaining, e.subs[0].states[0].Tokens, "%s is durable when Take returns", key)
-				}
+				got, ok := onDiskTokens(db, key, cell)
+				assert.True(t, ok, key)
+				assert.Equal(t, d.Remaining, got, "%s is durable when Take returns", key)
 			}
 		})
 	}
@@ -190,13 +172,11 @@ func TestSyncAlwaysConcurrent(t *testing.T) {
 // TestCloseWhileTaking closes the DB under concurrent takes: every take
 // either succeeds (and is then in the file) or fails with ErrClosed.
 func TestCloseWhileTaking(t *testing.T) {
-	for _, mode := range []SyncMode{SyncInterval, SyncAlways} {
+	for _, mode := range syncModes {
 		t.Run(mode.String(), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "bucketd.db")
-			opts := testOptions(newClock(t0))
-			opts.Sync = mode
-			opts.Default = hundred
-			db := mustOpenAt(t, path, opts)
+			c := storetest.NewClock(t0)
+			db := mustOpenAt(t, path, storage.Options{Clock: c, Sync: mode})
 
 			const goroutines = 16
 			var taken [goroutines]atomic.Int64
@@ -211,7 +191,7 @@ func TestCloseWhileTaking(t *testing.T) {
 					}
 					<-start
 					for range 100 {
-						_, err := db.Take(fmt.Sprint("key:", g), "", tok(1))
+						_, err := db.Take(def, "key:"+itoa(g), hundred, tok, nil)
 						if err != nil {
 							assert.ErrorIs(t, err, bucket.ErrClosed)
 							return
@@ -230,39 +210,45 @@ func TestCloseWhileTaking(t *testing.T) {
 			recs := fileRecords(t, path)
 			for g := range goroutines {
 				if n := taken[g].Load(); n > 0 {
-					assert.Equal(t, tok(100-n), diskTokens(t, recs, fmt.Sprint("key:", g)), "key:%d", g)
+					assert.Equal(t, bucket.Tokens(100-n)*tok, diskTokens(t, recs, "key:"+itoa(g), def), "key:%d", g)
 				}
 			}
 		})
 	}
 }
 
-// TestLenUnderFlushAll races takes of new keys with FlushAll: afterwards
-// Len must still count the table. It cannot force the narrowest
-// interleaving (a take preempted between unlocking its shard and counting
-// its new key, across a whole FlushAll), so it passes by chance there; it
-// is here for the race detector and the wider windows.
-func TestLenUnderFlushAll(t *testing.T) {
-	db := mustOpen(t, testOptions(newClock(t0)))
-	const goroutines, each = 8, 2000
-	var wg sync.WaitGroup
-	var done atomic.Bool
-	for g := range goroutines {
-		wg.Go(func() {
-			for i := range each {
-				_, err := db.Take(fmt.Sprint(g, ":", i), "", tok(1))
-				assert.NoError(t, err)
+// TestClearUnderTakes races takes with Clear, for the race detector:
+// afterwards memory and disk agree.
+func TestClearUnderTakes(t *testing.T) {
+	for _, mode := range syncModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			c := storetest.NewClock(t0)
+			path := filepath.Join(t.TempDir(), "bucketd.db")
+			db := mustOpenAt(t, path, storage.Options{Clock: c, Sync: mode})
+			const goroutines, each = 8, 200
+			var wg sync.WaitGroup
+			var done atomic.Bool
+			for g := range goroutines {
+				wg.Go(func() {
+					for i := range each {
+						_, err := db.Take(def, itoa(g)+":"+itoa(i), five, tok, nil)
+						assert.NoError(t, err)
+					}
+				})
 			}
+			var clears sync.WaitGroup
+			clears.Go(func() {
+				for !done.Load() {
+					assert.NoError(t, db.Clear())
+				}
+			})
+			wg.Wait()
+			done.Store(true)
+			clears.Wait()
+			n := dbLen(t, db)
+			assert.Equal(t, storage.TableLen(db), n)
+			require.NoError(t, db.Close())
+			assert.Len(t, fileRecords(t, path), n, "the file holds what memory did")
 		})
 	}
-	var flushes sync.WaitGroup
-	flushes.Go(func() {
-		for !done.Load() {
-			assert.NoError(t, db.FlushAll())
-		}
-	})
-	wg.Wait()
-	done.Store(true)
-	flushes.Wait()
-	assert.Equal(t, tableLen(db), db.Len())
 }

@@ -1,14 +1,3 @@
-// Package storage owns all bucket state: a sharded in-memory table of the
-// buckets that are not full, and its persistence in a bbolt file.
-//
-// Takes are answered from memory. Changed buckets are written to bbolt in
-// one transaction per flush: every SyncInterval by default, or, with
-// SyncAlways, before each changed take is answered, takes that arrive
-// together sharing one commit. A bucket that has refilled to capacity is the
-// same as no bucket, and is dropped from memory and disk.
-//
-// A DB is safe for concurrent use. Takes on one key are atomic; takes on
-// different keys mostly lock different shards.
 package storage
 
 import (
@@ -28,8 +17,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
-
-	"github.com/bucketd/bucketd/bucket"
 )
 
 // SyncMode says when changed buckets reach the disk.
@@ -63,26 +50,20 @@ func (m SyncMode) String() string {
 	return "interval"
 }
 
-// Options configure a DB. The zero value is valid: the original service's
-// limit of 5 tokens refilled at 1 every 3 s, SyncInterval every second.
+// Options configure a DB. The zero value is valid: SyncInterval every
+// second, the system clock, logs discarded.
 type Options struct {
-	// Default is the single limit of the default policy; zero means
-	// capacity 5, rate 1/3s.
-	Default bucket.Limit
 	// Sync and SyncInterval (0 = 1s) say when changes reach the disk.
 	Sync         SyncMode
 	SyncInterval time.Duration
 	// LockTimeout is how long Open waits for another process to release the
 	// file; 0 means 1s.
 	LockTimeout time.Duration
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the time source; nil means SystemClock().
+	Clock Clock
 	// Logger receives warnings and background flush errors; nil discards.
 	Logger *slog.Logger
 }
-
-// DefaultLimit is the original service's limit: 5 tokens, one every 3 s.
-var DefaultLimit = bucket.Limit{Capacity: 5 * bucket.Token, Rate: bucket.Every(3 * time.Second)}
 
 // Errors of Open.
 var (
@@ -101,34 +82,51 @@ var (
 	metaName      = []byte("meta")
 	seedKey       = []byte("seed")
 	formatKey     = []byte("format")
+	// clockKey holds the offset from the timeline of the pages' instants
+	// to wall time, as of the flush that wrote it: int64 ns, little-endian.
+	clockKey = []byte("clock")
 )
 
 // fileFormat is the layout of the file, stored in meta: pages of pageCount.
 const fileFormat = 1
 
-// DB is the bucket store. Open one with Open; Close it when done.
+// DB is the embedded engine: a Store in memory, persisted in bbolt. Open
+// one with Open; Close it when done.
+//
+// Takes are answered from memory. Changed buckets are written to bbolt in
+// one transaction per flush: every SyncInterval by default, or, with
+// SyncAlways, before each changing take is answered, takes that arrive
+// together sharing one commit. A bucket that has refilled to capacity is the
+// same as no bucket, and is dropped from memory and disk by a sweep.
+//
+// Instants within a run are on one timeline: the wall time at Open plus the
+// monotonic time since (see now), so that a wall-clock step changes nothing.
+// The offset from that timeline to wall time is stored with every flush,
+// and Open moves the stored instants onto its own timeline with it.
 type DB struct {
-	bolt   *bolt.DB
-	table  *table
-	now    func() time.Time
-	log    *slog.Logger
-	sync   SyncMode
-	every  time.Duration
-	closed atomic.Bool
+	bolt      *bolt.DB
+	disk      disk // where flushes go: bolt
+	table     *table
+	clock     Clock
+	epochWall int64         // wall time at Open, Unix ns
+	epochMono time.Duration // the clock's Mono at Open
+	log       *slog.Logger
+	sync      SyncMode
+	every     time.Duration
+	closed    atomic.Bool
 
-	policies  atomic.Pointer[policyTable]
-	interned  sync.Map // bucket.Limit -> []bucket.Limit of it; see intern
+	interned  sync.Map // bucket.Limit -> []bucket.Limit of it; see limits
 	internedN atomic.Int64
-	keys      atomic.Int64 // entries in the table
-	lastSave  atomic.Int64 // Unix ns of the last successful flush
+	lastSave  atomic.Int64          // wall Unix ns of the last successful flush
+	health    atomic.Pointer[error] // the last flush's failure; nil when it succeeded
 
-	flushMu sync.Mutex // serializes flushes and FlushAll, so disk writes stay in order
+	flushMu sync.Mutex // serializes flushes and override writes, so disk writes stay in order
+	arena   []byte     // the pages of the last flush, reused; guarded by flushMu
+	// savedOffset is the wall offset the file holds; guarded by flushMu.
+	savedOffset int64
+	writes      []pageWrite // the same
 
-	failFlush func() error // tests only: makes a flush's transaction fail
-	arena     []byte       // the pages of the last flush, reused; guarded by flushMu
-	writes    []pageWrite  // the same
-
-	mu        sync.Mutex // guards pending and finalized
+	mu        sync.Mutex // guards pending, finalized and finalErr
 	pending   *flushWait // the flush that will carry changes made now
 	finalized bool       // Close has made its last flush
 	finalErr  error      // that flush's error
@@ -140,30 +138,25 @@ type DB struct {
 	closeErr  error
 }
 
-// flushWait is a flush that callers wait for.
-type flushWait struct {
-	done  chan struct{}
-	err   error
-	sweep bool // guarded by DB.mu
+// disk is what a flush writes through: the bbolt file. Tests wrap it to
+// make writes fail.
+type disk interface {
+	Update(func(*bolt.Tx) error) error
 }
 
 // Open opens (creating if needed) the data file at path and loads its
-// buckets, refilled for the time the file was closed.
+// buckets, refilled for the time the file was closed. An existing file of 0
+// bytes is refused: it is what a start that failed on a full disk leaves,
+// or a file truncated by accident, not a database.
 func Open(path string, opts Options) (*DB, error) {
-	if opts.Default == (bucket.Limit{}) {
-		opts.Default = DefaultLimit
-	}
-	if err := opts.Default.Validate(); err != nil {
-		return nil, fmt.Errorf("storage: default limit: %w", err)
-	}
 	if opts.SyncInterval <= 0 {
 		opts.SyncInterval = time.Second
 	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = SystemClock()
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -173,34 +166,53 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{
-		bolt:  bdb,
-		table: newTable(seed),
-		now:   opts.Now,
-		log:   opts.Logger,
-		sync:  opts.Sync,
-		every: opts.SyncInterval,
-		kick:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		bolt:      bdb,
+		disk:      bdb,
+		table:     newTable(seed),
+		clock:     opts.Clock,
+		epochWall: opts.Clock.Wall().UnixNano(),
+		epochMono: opts.Clock.Mono(),
+		log:       opts.Logger,
+		sync:      opts.Sync,
+		every:     opts.SyncInterval,
+		kick:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
-	db.policies.Store(newPolicyTable(opts.Default))
 	if err := db.load(); err != nil {
 		bdb.Close()
 		return nil, err
 	}
-	db.lastSave.Store(db.now().UnixNano())
+	db.lastSave.Store(db.clock.Wall().UnixNano())
 	go db.flusher()
 	return db, nil
 }
 
+// now returns the current instant on the DB's timeline, in ns: the wall
+// time at Open plus the monotonic time elapsed since.
+func (db *DB) now() int64 {
+	return db.epochWall + int64(db.clock.Mono()-db.epochMono)
+}
+
+// wallOffset returns the offset from the timeline to wall time now.
+func (db *DB) wallOffset() int64 {
+	return db.clock.Wall().UnixNano() - db.now()
+}
+
+// wallAt returns the wall time of the instant t.
+func (db *DB) wallAt(t int64) time.Time { return time.Unix(0, t+db.wallOffset()) }
+
 func openBolt(path string, timeout time.Duration) (*bolt.DB, uint64, error) {
-	name := filepath.Base(path)
+	name := path // as the operator gave it
 	if dir := filepath.Dir(path); dir != "" {
 		if fi, err := os.Stat(dir); err != nil {
 			return nil, 0, fmt.Errorf("storage: data directory: %w", err)
 		} else if !fi.IsDir() {
 			return nil, 0, fmt.Errorf("storage: data directory %s is not a directory", dir)
 		}
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		return nil, 0, fmt.Errorf("storage: %s is %w: it is empty (0 bytes), as a start that failed on a full disk leaves it; remove it to start with no buckets", name, ErrNotDatabase)
 	}
 	// The freelist is rebuilt at open rather than written at every commit:
 	// commits are what --sync always waits for.
@@ -277,13 +289,22 @@ func prepare(tx *bolt.Tx) (uint64, error) {
 	return binary.LittleEndian.Uint64(seed), nil
 }
 
-// load reads every stored bucket into the table. Buckets that refilled
-// while the file was closed are left out, and their pages rewritten at the
-// first flush.
+// load reads every stored bucket into the table, moving its instants onto
+// this run's timeline with the offset stored by the last flush. Buckets that
+// refilled while the file was closed are left out. When the offset is not
+// zero every page is rewritten by the first flush, so that the file never
+// holds instants of two timelines.
 func (db *DB) load() error {
 	now := db.now()
-	refilled, bad := 0, 0
+	refilled, bad, loaded := 0, 0, 0
+	var shift int64
 	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(metaName).Get(clockKey); len(v) == 8 {
+			shift = int64(binary.LittleEndian.Uint64(v))
+		}
+		// The file holds instants of the last run's timeline until the
+		// first flush rewrites them with this run's offset.
+		db.savedOffset = shift
 		return tx.Bucket(pagesName).ForEach(func(id, page []byte) error {
 			err := decodePage(page, func(k, rec []byte) error {
 				e, err := decode(rec)
@@ -295,11 +316,13 @@ func (db *DB) load() error {
 				e.key = string(k)
 				s, pg := db.table.locate(e.key)
 				for _, b := range slices.Clone(e.subs) {
-					if b.isFull(now) {
-						e.remove(b.policy.Name)
+					b.shift(shift)
+					b.limits = db.limits(b.limits)
+					if d := b.untilFull(time.Unix(0, now)); d == 0 {
+						e.remove(b.ns)
 						s.markLocked(pg)
 					} else {
-						b.fullAt = now.UnixNano() + int64(b.untilFull(now))
+						b.fullAt = now + int64(d)
 					}
 				}
 				if len(e.subs) == 0 {
@@ -307,7 +330,7 @@ func (db *DB) load() error {
 					return nil
 				}
 				if s.m[pg][e.key] == nil {
-					db.keys.Add(1)
+					loaded++
 				}
 				s.m[pg][e.key] = e
 				return nil
@@ -319,199 +342,28 @@ func (db *DB) load() error {
 			return nil
 		})
 	})
-	if err == nil {
-		err = db.bolt.View(db.loadOverrides)
-	}
 	if err != nil {
 		return fmt.Errorf("storage: load: %w", err)
 	}
-	db.log.Debug("storage: loaded", "buckets", db.keys.Load(), "refilled", refilled, "unreadable", bad)
+	if shift != 0 {
+		for i := range db.table.shards {
+			db.table.shards[i].dirty = 1<<pagesPerShard - 1
+		}
+	}
+	db.log.Debug("storage: loaded", "keys", loaded, "refilled", refilled, "unreadable", bad, "clock_shift", time.Duration(shift))
 	return nil
 }
 
-// sweepEvery is about how often the flusher drops the buckets that have
-// refilled.
-const sweepEvery = 5 * time.Second
-
-// flusher writes changed buckets every interval, and whenever a caller
-// waits for a flush; it makes the final flush when the DB closes.
-func (db *DB) flusher() {
-	defer close(db.done)
-	tick := time.NewTicker(db.every)
-	defer tick.Stop()
-	// The sweep visits every bucket, so it runs only every sweepEvery:
-	// until then a full bucket waits in memory, answering as full.
-	ticksPerSweep := max(1, int(sweepEvery/db.every))
-	ticks := 0
-	sweep := false // whether this flush also drops the refilled buckets
-	for {
-		select {
-		case <-db.stop:
-			return
-		case <-tick.C:
-			ticks++
-			sweep = ticks%ticksPerSweep == 0
-		case <-db.kick:
-		}
-		db.mu.Lock()
-		w := db.pending
-		db.pending = nil
-		if w != nil && w.sweep {
-			sweep = true
-		}
-		db.mu.Unlock()
-		err := db.flush(sweep)
-		sweep = false
-		if w != nil {
-			w.err = err
-			close(w.done)
-		} else if err != nil {
-			db.log.Error("storage: flush failed; will retry", "err", err)
-		}
+// shift moves b's instants by d ns.
+func (b *sub) shift(d int64) {
+	if d == 0 {
+		return
+	}
+	b.updated += d
+	for i := range b.states {
+		b.states[i].At += d
 	}
 }
-
-// waitFlush waits until a flush that starts after this call has written
-// everything changed before it. With sweep, that flush also drops the
-// buckets that have refilled; takes leave that to the interval, since it
-// visits every bucket.
-func (db *DB) waitFlush(sweep bool) error {
-	db.mu.Lock()
-	if db.finalized {
-		err := db.finalErr
-		db.mu.Unlock()
-		return err
-	}
-	w := db.pending
-	if w == nil {
-		w = &flushWait{done: make(chan struct{})}
-		db.pending = w
-	}
-	w.sweep = w.sweep || sweep
-	db.mu.Unlock()
-	select {
-	case db.kick <- struct{}{}:
-	default:
-	}
-	<-w.done
-	return w.err
-}
-
-// pageWrite is one page to write: arena[off:end], or a delete if empty.
-type pageWrite struct {
-	id       uint16
-	off, end int
-}
-
-// pageKey is a page's bbolt key: its id, big-endian, so that a flush puts
-// pages in key order.
-func pageKey(id uint16) []byte { return []byte{byte(id >> 8), byte(id)} }
-
-// flush writes every changed page in one transaction, after dropping the
-// buckets that have refilled if sweep is set. On failure the pages stay
-// dirty, to be written by the next flush.
-func (db *DB) flush(sweep bool) error {
-	db.flushMu.Lock()
-	defer db.flushMu.Unlock()
-	now := db.now()
-	writes := db.writes[:0]
-	arena := db.arena[:0]
-	defer func() { // keep the buffers for the next flush, unless one was huge
-		if cap(arena) <= 64<<20 {
-			db.arena, db.writes = arena[:0], writes[:0]
-		}
-	}()
-	for i := range db.table.shards {
-		s := &db.table.shards[i]
-		s.mu.Lock()
-		dropped := 0
-		if sweep {
-			dropped = s.sweepLocked(now)
-		}
-		for pg := range pagesPerShard {
-			if s.dirty&(1<<pg) == 0 {
-				continue
-			}
-			off := len(arena)
-			arena = s.appendPage(arena, pg)
-			writes = append(writes, pageWrite{id: uint16(i*pagesPerShard + pg), off: off, end: len(arena)})
-		}
-		s.dirty = 0
-		s.mu.Unlock()
-		db.keys.Add(-int64(dropped))
-	}
-	if len(writes) == 0 {
-		db.lastSave.Store(now.UnixNano())
-		return nil
-	}
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		if db.failFlush != nil {
-			if err := db.failFlush(); err != nil {
-				return err
-			}
-		}
-		b := tx.Bucket(pagesName)
-		for _, w := range writes {
-			var err error
-			if w.off == w.end {
-				err = b.Delete(pageKey(w.id))
-			} else {
-				err = b.Put(pageKey(w.id), arena[w.off:w.end])
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		for _, w := range writes { // keep them for the next flush
-			s := &db.table.shards[int(w.id)/pagesPerShard]
-			s.mu.Lock()
-			s.markLocked(int(w.id) % pagesPerShard)
-			s.mu.Unlock()
-		}
-		return fmt.Errorf("storage: flush: %w", err)
-	}
-	db.lastSave.Store(now.UnixNano())
-	return nil
-}
-
-// Close stops the background flusher, writes every change, and closes the
-// file. Takes after Close fail with bucket.ErrClosed. Close is idempotent.
-func (db *DB) Close() error {
-	db.closeOnce.Do(func() {
-		db.closed.Store(true)
-		close(db.stop)
-		<-db.done
-		db.mu.Lock()
-		w := db.pending
-		db.pending = nil
-		err := db.flush(true)
-		db.finalized, db.finalErr = true, err
-		db.mu.Unlock()
-		if w != nil {
-			w.err = err
-			close(w.done)
-		}
-		if cerr := db.bolt.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("storage: close: %w", cerr)
-		}
-		db.closeErr = err
-	})
-	return db.closeErr
-}
-
-// Save writes every change to disk now and waits for it.
-func (db *DB) Save() error {
-	if db.closed.Load() {
-		return bucket.ErrClosed
-	}
-	return db.waitFlush(true)
-}
-
-// LastSave is when changes last reached the disk.
-func (db *DB) LastSave() time.Time { return time.Unix(0, db.lastSave.Load()) }
 
 // SyncMode is the mode the DB was opened with.
 func (db *DB) SyncMode() SyncMode { return db.sync }

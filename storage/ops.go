@@ -1,80 +1,20 @@
 package storage
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
+	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/bucketd/bucketd/bucket"
 )
 
-// Take takes cost tokens from key's bucket under the named policy ("" is
-// the default). A cost of 0 peeks. A cost above the policy's capacity is a
-// denial whose RetryAfter is bucket.Never, not an error. Under SyncAlways an
-// allowed take returns once it is on disk. key is not retained; it must be
-// 1 to 32768 bytes (bbolt's limit), or the error wraps bucket.ErrInvalid.
-func (db *DB) Take(key, policy string, cost bucket.Tokens) (bucket.Result, error) {
-	pe, err := db.policies.Load().resolve(key, policy)
-	if err != nil {
-		return bucket.Result{}, err
-	}
-	res := bucket.Result{Policy: pe.Policy}
-	if len(pe.Limits) > 1 {
-		res.Limits = make([]bucket.Decision, len(pe.Limits))
-	}
-	res.Decision, err = db.take(key, pe.Policy, cost, res.Limits)
-	if err == nil && cost > 0 {
-		if res.Allowed {
-			pe.c.allowed.Add(1)
-		} else {
-			pe.c.denied.Add(1)
-			if pe.Shadow {
-				db.log.LogAttrs(context.Background(), slog.LevelInfo, "shadow policy refused a take; allowed",
-					slog.String("policy", pe.Name), slog.String("key", key), slog.String("cost", cost.String()),
-					slog.Duration("retry_after", res.RetryAfter))
-			}
-		}
-	}
-	return res, err
-}
+var _ Store = (*DB)(nil)
 
-// Throttle takes cost tokens from key's bucket under the single limit l,
-// given by the caller (as CL.THROTTLE does). A cost of 0 peeks. It is the
-// bucket of the default policy: takes of both on one key share it, each
-// under the limits it gives.
-func (db *DB) Throttle(key string, l bucket.Limit, cost bucket.Tokens) (bucket.Decision, error) {
-	if err := l.Validate(); err != nil {
-		return bucket.Decision{}, err
-	}
-	return db.take(key, bucket.Policy{Name: db.policies.Load().def, Limits: db.intern(l)}, cost, nil)
-}
-
-// maxInterned is the most distinct CL.THROTTLE limits kept for reuse.
-const maxInterned = 4096
-
-// intern returns an unchanging one-limit slice of l, shared by every bucket
-// under it, so that a new bucket costs no copy of its limits.
-func (db *DB) intern(l bucket.Limit) []bucket.Limit {
-	if ls, ok := db.interned.Load(l); ok {
-		return ls.([]bucket.Limit)
-	}
-	if db.internedN.Load() >= maxInterned {
-		return []bucket.Limit{l}
-	}
-	ls, loaded := db.interned.LoadOrStore(l, []bucket.Limit{l})
-	if !loaded {
-		db.internedN.Add(1)
-	}
-	return ls.([]bucket.Limit)
-}
-
-func (db *DB) take(key string, p bucket.Policy, cost bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {
-	if cost < 0 {
-		return bucket.Decision{}, fmt.Errorf("cost %s is negative: %w", cost, bucket.ErrInvalid)
-	}
-	if err := checkKey(key); err != nil {
+// Take implements Store. key must be 1 to 32768 bytes (bbolt's limit).
+func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {
+	if err := checkArgs(ns, key, limits, each); err != nil {
 		return bucket.Decision{}, err
 	}
 	s, pg := db.table.locate(key)
@@ -83,88 +23,192 @@ func (db *DB) take(key string, p bucket.Policy, cost bucket.Tokens, each []bucke
 		s.mu.Unlock()
 		return bucket.Decision{}, bucket.ErrClosed
 	}
-	d, changed, created := s.takeLocked(pg, key, p, db.now(), cost, each)
-	if created {
-		db.keys.Add(1) // under the lock, so FlushAll cannot come between
+	t := db.now()
+	now := time.Unix(0, t)
+	e := s.get(pg, key)
+	var b *sub
+	if e != nil {
+		b = e.find(ns)
 	}
+	live := b
+	if b != nil && !b.liveAt(t) {
+		live = nil // refilled under its stored limits: full, swept or not
+	}
+	var buf [bucket.MaxLimits]bucket.State
+	states := buf[:len(limits)]
+	fitStates(states, live, ns, limits, now)
+	d := apply(states, limits, now, cost, each)
+	if cost == 0 || (cost > 0 && !d.Allowed) || (cost < 0 && live == nil) {
+		s.mu.Unlock()
+		return d, nil // nothing changed
+	}
+	db.putLocked(s, pg, e, b, ns, key, limits, states, t, d.ResetAfter)
 	s.mu.Unlock()
-	if changed && db.sync == SyncAlways {
-		if err := db.waitFlush(false); err != nil {
-			return d, err
+	return d, db.durable()
+}
+
+// putLocked stores states under limits as (ns, key)'s bucket, changed at the
+// instant t and full untilFull later; e and b are the key's entry and the
+// bucket, when they exist. s.mu must be held.
+func (db *DB) putLocked(s *shard, pg int, e *entry, b *sub, ns Namespace, key string, limits []bucket.Limit, states []bucket.State, t int64, untilFull time.Duration) {
+	if e == nil {
+		e = newOwnedEntry(key) // key may point into a request buffer
+		s.m[pg][e.key] = e
+	}
+	if b == nil {
+		b = e.add(ns, db.limits(limits))
+	} else if !slices.Equal(b.limits, limits) {
+		b.setLimits(db.limits(limits))
+	}
+	copy(b.states, states)
+	b.touch(t, untilFull)
+	e.cached = false
+	s.markLocked(pg)
+}
+
+// Peek implements Store.
+func (db *DB) Peek(ns Namespace, key string, limits []bucket.Limit) (bucket.Snapshot, bool, error) {
+	if limits != nil {
+		if err := checkArgs(ns, key, limits, nil); err != nil {
+			return bucket.Snapshot{}, false, err
 		}
 	}
-	return d, nil
-}
-
-// checkKey refuses a key bbolt cannot store (empty, or longer than
-// bolt.MaxKeySize): once in the table it would fail every flush.
-func checkKey(key string) error {
-	if len(key) == 0 || len(key) > bolt.MaxKeySize {
-		return fmt.Errorf("key of %d bytes: want 1 to %d bytes: %w", len(key), bolt.MaxKeySize, bucket.ErrInvalid)
-	}
-	return nil
-}
-
-// Peek returns key's bucket under the default policy as it is now (or,
-// when it has none, its first bucket), and false when there is none (a
-// missing bucket is full).
-func (db *DB) Peek(key string) (bucket.Snapshot, bool, error) {
 	s, pg := db.table.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if db.closed.Load() {
 		return bucket.Snapshot{}, false, bucket.ErrClosed
 	}
-	e := s.m[pg][key]
+	t := db.now()
+	e := s.get(pg, key)
 	if e == nil {
 		return bucket.Snapshot{}, false, nil
 	}
-	now := db.now()
-	b := e.find(db.policies.Load().def)
-	if b == nil || b.isFull(now) {
-		b = nil
-		for _, o := range e.subs {
-			if !o.isFull(now) {
-				b = o
-				break
-			}
-		}
-	}
-	if b == nil {
+	b := e.find(ns)
+	if b == nil || !b.liveAt(t) {
 		return bucket.Snapshot{}, false, nil
 	}
-	return b.snapshot(now), true, nil
+	if limits == nil {
+		limits = b.limits
+	}
+	now := time.Unix(0, t)
+	var buf [bucket.MaxLimits]bucket.State
+	states := buf[:len(limits)]
+	fitStates(states, b, ns, limits, now)
+	snap := bucket.Snapshot{
+		Policy:    bucket.Policy{Limits: slices.Clone(limits)},
+		UpdatedAt: db.wallAt(b.updated),
+	}
+	if len(limits) > 1 {
+		snap.Limits = make([]bucket.Decision, len(limits))
+	}
+	snap.Decision = apply(states, limits, now, 0, snap.Limits)
+	if snap.ResetAfter == 0 { // full under the limits asked about
+		return bucket.Snapshot{}, false, nil
+	}
+	return snap, true, nil
 }
 
-// Delete resets the buckets of keys to full, and returns how many existed.
-func (db *DB) Delete(keys ...string) (int, error) {
-	n := 0
-	for _, key := range keys {
-		s, pg := db.table.locate(key)
-		s.mu.Lock()
-		if db.closed.Load() {
-			s.mu.Unlock()
-			return n, bucket.ErrClosed
-		}
-		if e := s.m[pg][key]; e != nil {
-			delete(s.m[pg], key)
+// Set implements Store.
+func (db *DB) Set(ns Namespace, key string, limits []bucket.Limit, tokens bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {
+	if err := checkArgs(ns, key, limits, each); err != nil {
+		return bucket.Decision{}, err
+	}
+	s, pg := db.table.locate(key)
+	s.mu.Lock()
+	if db.closed.Load() {
+		s.mu.Unlock()
+		return bucket.Decision{}, bucket.ErrClosed
+	}
+	t := db.now()
+	now := time.Unix(0, t)
+	var buf [bucket.MaxLimits]bucket.State
+	states := buf[:len(limits)]
+	for i, l := range limits {
+		states[i] = bucket.Set(l, now, tokens)
+	}
+	d := apply(states, limits, now, 0, each)
+	e := s.get(pg, key)
+	switch {
+	case d.ResetAfter == 0: // full: no bucket
+		if e != nil && e.remove(ns) {
+			if len(e.subs) == 0 {
+				delete(s.m[pg], key)
+			}
 			s.markLocked(pg)
-			db.keys.Add(-1)
-			if e.liveAt(db.now().UnixNano()) {
-				n++
+		}
+	default:
+		var b *sub
+		if e != nil {
+			b = e.find(ns)
+		}
+		db.putLocked(s, pg, e, b, ns, key, limits, states, t, d.ResetAfter)
+	}
+	s.mu.Unlock()
+	return d, db.durable()
+}
+
+// Reset implements Store.
+func (db *DB) Reset(ns Namespace, key string) (bool, error) {
+	if ns != AllNamespaces {
+		if err := ns.Validate(); err != nil {
+			return false, err
+		}
+	}
+	s, pg := db.table.locate(key)
+	s.mu.Lock()
+	if db.closed.Load() {
+		s.mu.Unlock()
+		return false, bucket.ErrClosed
+	}
+	t := db.now()
+	existed, changed := false, false
+	if e := s.get(pg, key); e != nil {
+		for _, b := range slices.Clone(e.subs) {
+			if ns == AllNamespaces || b.ns == ns {
+				existed = existed || b.liveAt(t)
+				e.remove(b.ns)
+				changed = true
 			}
 		}
-		s.mu.Unlock()
+		if len(e.subs) == 0 {
+			delete(s.m[pg], key)
+		}
 	}
-	if n > 0 && db.sync == SyncAlways {
-		return n, db.waitFlush(false)
+	if changed {
+		s.markLocked(pg)
 	}
-	return n, nil
+	s.mu.Unlock()
+	if !existed {
+		// Only full buckets went, which every read already took as
+		// absent: nothing to wait for (the next flush writes it).
+		return false, nil
+	}
+	return true, db.durable()
 }
 
-// Scan returns the keys of some buckets, starting at cursor (0 to begin);
-// next is 0 when the scan is complete. Every key that has a bucket for the
-// whole scan is returned at least once. It may return more than count keys.
+// Namespaces implements Store.
+func (db *DB) Namespaces(key string) ([]Namespace, error) {
+	s, pg := db.table.locate(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if db.closed.Load() {
+		return nil, bucket.ErrClosed
+	}
+	t := db.now()
+	var out []Namespace
+	if e := s.get(pg, key); e != nil {
+		for _, b := range e.subs {
+			if b.liveAt(t) {
+				out = append(out, b.ns)
+			}
+		}
+	}
+	slices.SortFunc(out, Namespace.Compare)
+	return out, nil
+}
+
+// Scan implements Store. The cursor is a shard number.
 func (db *DB) Scan(cursor uint64, count int) (keys []string, next uint64, err error) {
 	if db.closed.Load() {
 		return nil, 0, bucket.ErrClosed
@@ -173,14 +217,14 @@ func (db *DB) Scan(cursor uint64, count int) (keys []string, next uint64, err er
 		return nil, 0, nil
 	}
 	count = max(count, 1)
-	now := db.now().UnixNano()
 	i := int(cursor)
 	for ; i < shardCount && len(keys) < count; i++ {
 		s := &db.table.shards[i]
 		s.mu.Lock()
+		t := db.now()
 		for _, m := range s.m {
 			for k, e := range m {
-				if e.liveAt(now) {
+				if e.liveAt(t) {
 					keys = append(keys, k)
 				}
 			}
@@ -193,41 +237,90 @@ func (db *DB) Scan(cursor uint64, count int) (keys []string, next uint64, err er
 	return keys, uint64(i), nil
 }
 
-// Len returns the number of buckets held (not full).
-func (db *DB) Len() int { return int(db.keys.Load()) }
+// Len implements Store. It visits every key in memory, one shard at a time.
+func (db *DB) Len() (int, error) {
+	if db.closed.Load() {
+		return 0, bucket.ErrClosed
+	}
+	n := 0
+	for i := range db.table.shards {
+		s := &db.table.shards[i]
+		s.mu.Lock()
+		t := db.now()
+		for _, m := range s.m {
+			for _, e := range m {
+				if e.liveAt(t) {
+					n++
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n, nil
+}
 
-// FlushAll removes every bucket, from memory and disk.
-func (db *DB) FlushAll() error {
+// Clear implements Store. It empties each shard under its own lock, one at
+// a time, and marks every page changed: the disk is written afterwards,
+// with no shard lock held, by a flush (waited for under SyncAlways).
+func (db *DB) Clear() error {
 	if db.closed.Load() {
 		return bucket.ErrClosed
 	}
-	db.flushMu.Lock()
-	defer db.flushMu.Unlock()
-	for i := range db.table.shards {
-		db.table.shards[i].mu.Lock()
-	}
-	defer func() {
-		for i := range db.table.shards {
-			db.table.shards[i].mu.Unlock()
-		}
-	}()
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(pagesName); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucket(pagesName)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("storage: flushall: %w", err)
-	}
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
+		s.mu.Lock()
 		for _, m := range s.m {
 			clear(m)
 		}
-		s.dirty = 0
+		s.dirty = 1<<pagesPerShard - 1
+		s.mu.Unlock()
 	}
-	db.keys.Store(0)
+	return db.durable()
+}
+
+// checkArgs refuses what no bucket can be: a bad namespace, a key bbolt
+// cannot store (empty, or longer than bolt.MaxKeySize), invalid limits, or
+// each of the wrong length.
+func checkArgs(ns Namespace, key string, limits []bucket.Limit, each []bucket.Decision) error {
+	if err := ns.Validate(); err != nil {
+		return err
+	}
+	if len(key) == 0 || len(key) > bolt.MaxKeySize {
+		return fmt.Errorf("key of %d bytes: want 1 to %d bytes: %w", len(key), bolt.MaxKeySize, bucket.ErrInvalid)
+	}
+	if len(limits) == 0 || len(limits) > bucket.MaxLimits {
+		return fmt.Errorf("%d limits: want 1 to %d: %w", len(limits), bucket.MaxLimits, bucket.ErrInvalid)
+	}
+	for _, l := range limits {
+		if err := l.Validate(); err != nil {
+			return err
+		}
+	}
+	if each != nil && len(each) != len(limits) {
+		return fmt.Errorf("%d decisions for %d limits: %w", len(each), len(limits), bucket.ErrInvalid)
+	}
 	return nil
+}
+
+// maxInterned is the most distinct single limits kept for reuse.
+const maxInterned = 4096
+
+// limits returns an unchanging copy of ls to keep in a bucket. A single
+// limit is interned: every bucket under it shares one slice, so that a new
+// bucket costs no copy of its limits.
+func (db *DB) limits(ls []bucket.Limit) []bucket.Limit {
+	if len(ls) != 1 {
+		return slices.Clone(ls)
+	}
+	if v, ok := db.interned.Load(ls[0]); ok {
+		return v.([]bucket.Limit)
+	}
+	if db.internedN.Load() >= maxInterned {
+		return slices.Clone(ls)
+	}
+	v, loaded := db.interned.LoadOrStore(ls[0], slices.Clone(ls))
+	if !loaded {
+		db.internedN.Add(1)
+	}
+	return v.([]bucket.Limit)
 }

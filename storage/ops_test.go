@@ -1,281 +1,118 @@
-package storage
+package storage_test
 
 import (
+	"bytes"
 	"fmt"
-	"maps"
+	"io/fs"
+	"os"
 	"path/filepath"
-	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/storage"
+	"github.com/bucketd/bucketd/storage/storetest"
 )
 
-// step is one take at t0+at and the decision it must get.
-type step struct {
-	at   time.Duration
-	cost bucket.Tokens
-	want bucket.Decision
-}
-
-// runSteps moves the clock to each step's instant and takes from key under
-// the default policy.
-func runSteps(t *testing.T, db *DB, c *fakeClock, key string, steps []step) {
-	t.Helper()
-	for i, s := range steps {
-		c.Set(t0.Add(s.at))
-		res, err := db.Take(key, "", s.cost)
-		require.NoError(t, err, "step %d", i)
-		assert.Equal(t, s.want, res.Decision, "step %d: take %s at t0+%v", i, s.cost, s.at)
-		assert.Equal(t, bucket.DefaultPolicy, res.Policy.Name, "step %d", i)
-		assert.Nil(t, res.Limits, "step %d: one limit has no per-limit decisions", i)
-	}
-}
-
-func TestTakeDefaultPolicy(t *testing.T) {
-	c := newClock(t0)
-	db := mustOpen(t, testOptions(c))
-	five := tok(5)
-	allow := func(rem bucket.Tokens, reset time.Duration) bucket.Decision {
-		return bucket.Decision{Allowed: true, Limit: five, Remaining: rem, ResetAfter: reset}
-	}
-	deny := func(rem bucket.Tokens, retry, reset time.Duration) bucket.Decision {
-		return bucket.Decision{Limit: five, Remaining: rem, RetryAfter: retry, ResetAfter: reset}
-	}
-	runSteps(t, db, c, "k", []step{
-		{0, tok(1), allow(tok(4), 3*time.Second)},
-		{0, tok(4), allow(0, 15*time.Second)},
-		{0, tok(1), deny(0, 3*time.Second, 15*time.Second)},
-		{1500 * time.Millisecond, tok(1), deny(bucket.Token/2, 1500*time.Millisecond, 13500*time.Millisecond)},
-		{3 * time.Second, tok(1), allow(0, 15*time.Second)},
-		{3 * time.Second, 0, allow(0, 15*time.Second)}, // a peek
-		{9 * time.Second, tok(6), deny(tok(2), bucket.Never, 9*time.Second)},
-		{9 * time.Second, bucket.Token / 2, allow(3*bucket.Token/2, 10500*time.Millisecond)},
-		{time.Minute, 0, allow(five, 0)},
-	})
-}
-
-func TestTakeErrors(t *testing.T) {
-	c := newClock(t0)
-	db := mustOpen(t, testOptions(c))
-	tests := []struct {
-		name string
-		take func() error
-		want error
-	}{
-		{"unknown policy", func() error { _, err := db.Take("k", "gold", tok(1)); return err }, bucket.ErrUnknownPolicy},
-		{"negative cost", func() error { _, err := db.Take("k", "", -1); return err }, bucket.ErrInvalid},
-		{"throttle negative cost", func() error {
-			_, err := db.Throttle("k", DefaultLimit, -bucket.Token)
-			return err
-		}, bucket.ErrInvalid},
-		{"throttle zero limit", func() error { _, err := db.Throttle("k", bucket.Limit{}, tok(1)); return err }, bucket.ErrInvalid},
-		{"throttle zero rate", func() error {
-			_, err := db.Throttle("k", bucket.Limit{Capacity: tok(1)}, tok(1))
-			return err
-		}, bucket.ErrInvalid},
-		{"set default zero limit", func() error { return db.SetDefaultLimit(bucket.Limit{}) }, bucket.ErrInvalid},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			assert.ErrorIs(t, tt.take(), tt.want)
-		})
-	}
-	assert.Equal(t, 0, db.Len(), "a refused take leaves no bucket")
-	_, ok, err := db.Peek("k")
-	require.NoError(t, err)
-	assert.False(t, ok)
-}
-
-func TestThrottle(t *testing.T) {
-	c := newClock(t0)
-	db := mustOpen(t, testOptions(c))
-	l := bucket.Limit{Capacity: tok(2), Rate: bucket.PerSecond(1)}
-
-	tests := []struct {
-		at   time.Duration
-		cost bucket.Tokens
-		want bucket.Decision
-	}{
-		{0, tok(1), bucket.Decision{Allowed: true, Limit: tok(2), Remaining: tok(1), ResetAfter: time.Second}},
-		{0, tok(1), bucket.Decision{Allowed: true, Limit: tok(2), Remaining: 0, ResetAfter: 2 * time.Second}},
-		{0, tok(1), bucket.Decision{Limit: tok(2), RetryAfter: time.Second, ResetAfter: 2 * time.Second}},
-		{time.Second, 0, bucket.Decision{Allowed: true, Limit: tok(2), Remaining: tok(1), ResetAfter: time.Second}},
-		{time.Second, tok(3), bucket.Decision{Limit: tok(2), Remaining: tok(1), RetryAfter: bucket.Never, ResetAfter: time.Second}},
-	}
-	for i, tt := range tests {
-		c.Set(t0.Add(tt.at))
-		d, err := db.Throttle("k", l, tt.cost)
-		require.NoError(t, err)
-		assert.Equal(t, tt.want, d, "step %d", i)
-	}
-
-	snap, ok, err := db.Peek("k")
-	require.NoError(t, err)
-	require.True(t, ok)
-	assert.Equal(t, []bucket.Limit{l}, snap.Policy.Limits, "the bucket keeps the ad hoc limit")
-	assert.Equal(t, tok(1), snap.Remaining)
-
-	// Another ad hoc limit on another key does not disturb this one.
-	other := bucket.Limit{Capacity: tok(100), Rate: bucket.PerSecond(100)}
-	d, err := db.Throttle("j", other, tok(50))
-	require.NoError(t, err)
-	assert.Equal(t, tok(50), d.Remaining)
-	assert.Equal(t, 2, db.Len())
-}
-
-func TestPeek(t *testing.T) {
-	c := newClock(t0)
-	db := mustOpen(t, testOptions(c))
-
-	_, ok, err := db.Peek("k")
-	require.NoError(t, err)
-	assert.False(t, ok, "a key never taken has no bucket")
-
-	_, err = db.Take("k", "", tok(3))
-	require.NoError(t, err)
-	c.Advance(1500 * time.Millisecond)
-	for range 2 { // peeking changes nothing
-		snap, ok, err := db.Peek("k")
-		require.NoError(t, err)
-		require.True(t, ok)
-		assert.Equal(t, bucket.Snapshot{
-			Policy:    bucket.Policy{Name: bucket.DefaultPolicy, Limits: []bucket.Limit{DefaultLimit}},
-			Decision:  bucket.Decision{Allowed: true, Limit: tok(5), Remaining: tok(2) + bucket.Token/2, ResetAfter: 7500 * time.Millisecond},
-			UpdatedAt: t0,
-		}, snap)
-	}
-
-	c.Advance(7500 * time.Millisecond)
-	_, ok, err = db.Peek("k")
-	require.NoError(t, err)
-	assert.False(t, ok, "a bucket that has refilled is no bucket")
-}
-
-func TestSetTokens(t *testing.T) {
-	tests := []struct {
-		name     string
-		taken    bucket.Tokens // taken from the bucket first; 0 for no bucket
-		set      bucket.Tokens
-		want     bucket.Tokens
-		wantKept bool
-	}{
-		{"grant on a new key", 0, tok(2), tok(2), true},
-		{"drain on a new key", 0, 0, 0, true},
-		{"grant", tok(4), tok(3), tok(3), true},
-		{"drain", tok(1), 0, 0, true},
-		{"negative clamps to empty", tok(1), -tok(7), 0, true},
-		{"fraction", tok(1), bucket.Token / 4, bucket.Token / 4, true},
-		{"full removes the bucket", tok(3), tok(5), 0, false},
-		{"more than full removes the bucket", tok(3), tok(500), 0, false},
-		{"full on a new key stores nothing", 0, tok(5), 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			c := newClock(t0)
+// TestRefilledBucketIsFullUnderOtherLimits checks that a bucket that has
+// refilled, but is still in memory until the next sweep, is taken as full
+// under any limits, as a swept one is: under a larger capacity too, where
+// carrying its tokens would make it less than full.
+func TestRefilledBucketIsFullUnderOtherLimits(t *testing.T) {
+	ten := []bucket.Limit{{Capacity: 10 * tok, Rate: bucket.PerSecond(1)}}
+	for _, sweep := range []bool{false, true} {
+		t.Run(fmt.Sprint("swept ", sweep), func(t *testing.T) {
+			c := storetest.NewClock(t0)
 			db := mustOpen(t, testOptions(c))
-			if tt.taken > 0 {
-				_, err := db.Take("k", "", tt.taken)
-				require.NoError(t, err)
+			take(t, db, def, "k", five, tok) // full again 3 s later
+			c.Advance(3 * time.Second)
+			if sweep {
 				require.NoError(t, db.Save())
+				require.Zero(t, storage.TableLen(db))
+			} else {
+				require.Equal(t, 1, storage.TableLen(db), "not swept yet")
 			}
-			c.Advance(time.Second)
-			require.NoError(t, db.SetTokens("k", tt.set))
-			snap, ok, err := db.Peek("k")
+			_, ok, err := db.Peek(def, "k", ten)
 			require.NoError(t, err)
-			require.Equal(t, tt.wantKept, ok)
-			require.NoError(t, db.Save())
-			if !tt.wantKept {
-				assert.Equal(t, 0, db.Len())
-				assert.Empty(t, onDisk(t, db))
-				return
-			}
-			assert.Equal(t, 1, db.Len())
-			assert.Equal(t, tt.want, snap.Remaining)
-			assert.Equal(t, t0.Add(time.Second), snap.UpdatedAt)
-			assert.Equal(t, tt.want, diskTokens(t, onDisk(t, db), "k"))
-
-			// The tokens set are the tokens a take sees.
-			res, err := db.Take("k", "", tt.want)
-			require.NoError(t, err)
-			assert.True(t, res.Allowed)
-			assert.Equal(t, bucket.Tokens(0), res.Remaining)
+			assert.False(t, ok, "no bucket")
+			d := take(t, db, def, "k", ten, 0)
+			assert.Equal(t, 10*tok, d.Remaining, "full under the new limits")
+			assert.Zero(t, d.ResetAfter)
+			d = take(t, db, def, "k", ten, tok)
+			assert.Equal(t, 9*tok, d.Remaining)
 		})
 	}
 }
 
-func TestSetTokensKeepsLimits(t *testing.T) {
-	c := newClock(t0)
+func TestPeekSnapshot(t *testing.T) {
+	c := storetest.NewClock(t0)
 	db := mustOpen(t, testOptions(c))
-	l := bucket.Limit{Capacity: tok(10), Rate: bucket.PerSecond(1)}
-	_, err := db.Throttle("k", l, tok(10))
-	require.NoError(t, err)
-	require.NoError(t, db.SetTokens("k", tok(7)))
-	snap, ok, err := db.Peek("k")
-	require.NoError(t, err)
+	take(t, db, def, "one", five, tok)
+	take(t, db, def, "two", two, tok)
+	c.Advance(time.Second)
+
+	snap, ok := peek(t, db, def, "one")
 	require.True(t, ok)
-	assert.Equal(t, []bucket.Limit{l}, snap.Policy.Limits, "set tokens on a bucket keeps its limits")
-	assert.Equal(t, tok(7), snap.Remaining, "clamped to the bucket's own capacity, not the default's")
+	assert.Equal(t, bucket.Snapshot{
+		Policy:    bucket.Policy{Limits: five},
+		Decision:  bucket.Decision{Allowed: true, Limit: 5 * tok, Remaining: 4*tok + tok/3, ResetAfter: 2 * time.Second},
+		UpdatedAt: t0,
+	}, snap, "one limit: no per-limit decisions")
+
+	snap, ok = peek(t, db, def, "two")
+	require.True(t, ok)
+	assert.Equal(t, two, snap.Policy.Limits)
+	assert.Equal(t, []bucket.Decision{
+		{Allowed: true, Limit: 3 * tok, Remaining: 3 * tok},
+		{Allowed: true, Limit: 4 * tok, Remaining: 3*tok + tok/15, ResetAfter: 14 * time.Second},
+	}, snap.Limits)
 }
 
-func TestDelete(t *testing.T) {
-	c := newClock(t0)
-	db := mustOpen(t, testOptions(c))
-	for _, k := range []string{"a", "b", "c"} {
-		_, err := db.Take(k, "", tok(1))
-		require.NoError(t, err)
+// TestLimitsKeptPerBucket checks that every bucket keeps the limits it
+// was taken under, however they are shared in memory.
+func TestLimitsKeptPerBucket(t *testing.T) {
+	db := mustOpen(t, testOptions(storetest.NewClock(t0)))
+	a := bucket.Limit{Capacity: 5 * tok, Rate: bucket.PerSecond(1)}
+	b := bucket.Limit{Capacity: 9 * tok, Rate: bucket.PerSecond(1)}
+	most := make([]bucket.Limit, bucket.MaxLimits)
+	for i := range most {
+		most[i] = bucket.Limit{Capacity: bucket.Tokens(i+1) * tok, Rate: bucket.PerSecond(1)}
 	}
-	_, err := db.Take("slow", "", tok(5))
-	require.NoError(t, err)
-	require.NoError(t, db.Save())
-	require.Len(t, onDisk(t, db), 4)
-
-	tests := []struct {
-		keys []string
-		want int
-	}{
-		{nil, 0},
-		{[]string{"a", "b", "nope"}, 2},
-		{[]string{"a", "b"}, 0},
-		{[]string{"c", "c"}, 1},
+	sets := map[string][]bucket.Limit{
+		"a":        {a},
+		"ab":       {a, b},
+		"ba":       {b, a},
+		"b":        {b},
+		"aa":       {a, a},
+		"the most": most,
 	}
-	for _, tt := range tests {
-		n, err := db.Delete(tt.keys...)
-		require.NoError(t, err)
-		assert.Equal(t, tt.want, n, "Delete(%q)", tt.keys)
+	for k, ls := range sets {
+		d := take(t, db, def, k, ls, tok/2)
+		require.True(t, d.Allowed, k)
 	}
-	assert.Equal(t, 1, db.Len())
-	require.NoError(t, db.Save())
-	assert.Equal(t, []string{"slow"}, slices.Collect(maps.Keys(onDisk(t, db))))
-
-	// A bucket that has refilled but not yet been swept is not counted.
-	c.Advance(15 * time.Second)
-	n, err := db.Delete("slow")
-	require.NoError(t, err)
-	assert.Equal(t, 0, n)
-	assert.Equal(t, 0, db.Len())
-	require.NoError(t, db.Save())
-	assert.Empty(t, onDisk(t, db))
-
-	// A deleted bucket starts full.
-	res, err := db.Take("a", "", tok(5))
-	require.NoError(t, err)
-	assert.True(t, res.Allowed)
+	for k, ls := range sets {
+		snap, ok := peek(t, db, def, k)
+		require.True(t, ok, k)
+		assert.Equal(t, ls, snap.Policy.Limits, k)
+	}
 }
 
-func TestScan(t *testing.T) {
-	c := newClock(t0)
+func TestScanReturnsEachKeyOnce(t *testing.T) {
+	c := storetest.NewClock(t0)
 	db := mustOpen(t, testOptions(c))
 	const n = 1000
 	for i := range n {
-		_, err := db.Take(fmt.Sprint("key:", i), "", tok(1))
-		require.NoError(t, err)
+		take(t, db, def, "key:"+itoa(i), five, tok)
+		if i%3 == 0 {
+			take(t, db, cell, "key:"+itoa(i), five, tok) // a key with two buckets is one key
+		}
 	}
-	require.Equal(t, n, db.Len())
+	require.Equal(t, n, dbLen(t, db))
 
 	for _, count := range []int{-1, 0, 1, 10, 100, n, 10 * n} {
 		t.Run(fmt.Sprint("count ", count), func(t *testing.T) {
@@ -286,7 +123,7 @@ func TestScan(t *testing.T) {
 				keys, next, err := db.Scan(cursor, count)
 				require.NoError(t, err)
 				calls++
-				require.LessOrEqual(t, calls, shardCount, "the scan does not end")
+				require.LessOrEqual(t, calls, 256, "the scan does not end")
 				for _, k := range keys {
 					seen[k]++
 				}
@@ -297,204 +134,75 @@ func TestScan(t *testing.T) {
 				assert.Greater(t, next, cursor, "the cursor moves forward")
 				cursor = next
 			}
-			assert.Len(t, seen, n, "every key at least once")
+			assert.Len(t, seen, n, "every key")
 			for k, times := range seen {
 				assert.Equal(t, 1, times, "key %q: nothing changed, so exactly once", k)
 			}
 			if count < n/10 {
-				assert.Greater(t, calls, 1)
+				assert.Greater(t, calls, 1, "more than one page")
 			}
 		})
 	}
 
-	keys, next, err := db.Scan(shardCount, 10)
+	keys, next, err := db.Scan(1<<20, 10)
 	require.NoError(t, err)
-	assert.Empty(t, keys)
-	assert.Zero(t, next)
-
-	// Refilled buckets are not listed, even before they are swept.
-	c.Advance(3 * time.Second)
-	keys, next, err = db.Scan(0, 10*n)
-	require.NoError(t, err)
-	assert.Empty(t, keys)
+	assert.Empty(t, keys, "a cursor past the end")
 	assert.Zero(t, next)
 }
 
-func TestScanUnderChange(t *testing.T) {
-	c := newClock(t0)
-	db := mustOpen(t, testOptions(c))
-	stable := make(map[string]bool)
-	for i := range 500 {
-		k := fmt.Sprint("stable:", i)
-		stable[k] = true
-		_, err := db.Take(k, "", tok(1))
-		require.NoError(t, err)
-	}
-	seen := make(map[string]bool)
-	var cursor uint64
-	for i := 0; ; i++ {
-		// Keys come and go between pages.
-		_, err := db.Take(fmt.Sprint("new:", i), "", tok(1))
-		require.NoError(t, err)
-		_, err = db.Delete(fmt.Sprint("new:", i-1))
-		require.NoError(t, err)
-
-		keys, next, err := db.Scan(cursor, 7)
-		require.NoError(t, err)
-		for _, k := range keys {
-			seen[k] = true
-		}
-		if next == 0 {
-			break
-		}
-		cursor = next
-	}
-	for k := range stable {
-		assert.True(t, seen[k], "key %q, present for the whole scan, was not returned", k)
-	}
-}
-
-func TestLen(t *testing.T) {
-	c := newClock(t0)
-	db := mustOpen(t, testOptions(c))
-	steps := []struct {
-		name string
-		do   func() error
-		want int
+func TestKeyLimits(t *testing.T) {
+	tests := []struct {
+		name    string
+		key     string
+		wantErr error
 	}{
-		{"peek of a new key", func() error { _, err := db.Take("a", "", 0); return err }, 0},
-		{"denied take of a new key", func() error { _, err := db.Take("a", "", tok(6)); return err }, 0},
-		{"take", func() error { _, err := db.Take("a", "", tok(1)); return err }, 1},
-		{"take again", func() error { _, err := db.Take("a", "", tok(1)); return err }, 1},
-		{"throttle", func() error { _, err := db.Throttle("b", DefaultLimit, tok(1)); return err }, 2},
-		{"set tokens", func() error { return db.SetTokens("c", tok(1)) }, 3},
-		{"set tokens to full", func() error { return db.SetTokens("c", tok(5)) }, 2},
-		{"delete", func() error { _, err := db.Delete("b"); return err }, 1},
-		{"refill, not yet swept", func() error { c.Advance(time.Hour); return nil }, 1},
-		{"save sweeps", db.Save, 0},
+		{"one byte", "k", nil},
+		{"largest", strings.Repeat("k", bolt.MaxKeySize), nil},
+		{"binary", "\x00\xff\n", nil},
+		{"empty", "", bucket.ErrInvalid},
+		{"too long", strings.Repeat("k", bolt.MaxKeySize+1), bucket.ErrInvalid},
 	}
-	for _, s := range steps {
-		require.NoError(t, s.do(), s.name)
-		assert.Equal(t, s.want, db.Len(), s.name)
-	}
-}
+	for _, mode := range []storage.SyncMode{storage.SyncInterval, storage.SyncAlways} {
+		for _, tt := range tests {
+			t.Run(mode.String()+" "+tt.name, func(t *testing.T) {
+				t.Parallel()
+				opts := testOptions(storetest.NewClock(t0))
+				opts.Sync = mode
+				db := mustOpen(t, opts)
+				take(t, db, def, "other", five, tok)
 
-func TestFlushAll(t *testing.T) {
-	c := newClock(t0)
-	path := filepath.Join(t.TempDir(), "bucketd.db")
-	db := mustOpenAt(t, path, testOptions(c))
-	for i := range 100 {
-		_, err := db.Take(fmt.Sprint("saved:", i), "", tok(1))
-		require.NoError(t, err)
-	}
-	require.NoError(t, db.Save())
-	for i := range 100 {
-		_, err := db.Take(fmt.Sprint("dirty:", i), "", tok(1))
-		require.NoError(t, err)
-	}
-	require.Len(t, onDisk(t, db), 100)
-
-	require.NoError(t, db.FlushAll())
-	assert.Equal(t, 0, db.Len())
-	assert.Empty(t, onDisk(t, db))
-	keys, _, err := db.Scan(0, 1000)
-	require.NoError(t, err)
-	assert.Empty(t, keys)
-	res, err := db.Take("saved:1", "", tok(5))
-	require.NoError(t, err)
-	assert.True(t, res.Allowed, "a flushed bucket starts full")
-	_, err = db.Delete("saved:1")
-	require.NoError(t, err)
-
-	require.NoError(t, db.Save(), "dirty keys dropped by FlushAll are not written back")
-	assert.Empty(t, onDisk(t, db))
-	require.NoError(t, db.Close())
-	assert.Empty(t, fileRecords(t, path))
-
-	db = mustOpenAt(t, path, testOptions(c))
-	assert.Equal(t, 0, db.Len())
-}
-
-func TestSetDefaultLimit(t *testing.T) {
-	c := newClock(t0)
-	db := mustOpen(t, testOptions(c))
-	slow := bucket.Every(time.Hour) // no refill during the test
-	steps := []struct {
-		name  string
-		limit bucket.Limit // applied first, if not zero
-		key   string
-		cost  bucket.Tokens
-		want  bucket.Decision
-	}{
-		{"take 1 of 5", bucket.Limit{}, "k", tok(1), bucket.Decision{Allowed: true, Limit: tok(5), Remaining: tok(4), ResetAfter: 3 * time.Second}},
-		{"shrink to 3: tokens clamped", bucket.Limit{Capacity: tok(3), Rate: slow}, "k", 0, bucket.Decision{Allowed: true, Limit: tok(3), Remaining: tok(3)}},
-		{"take 1 of 3", bucket.Limit{}, "k", tok(1), bucket.Decision{Allowed: true, Limit: tok(3), Remaining: tok(2), ResetAfter: time.Hour}},
-		{"grow to 10: tokens kept, not reset", bucket.Limit{Capacity: tok(10), Rate: slow}, "k", 0, bucket.Decision{Allowed: true, Limit: tok(10), Remaining: tok(2), ResetAfter: 8 * time.Hour}},
-		{"take 2 of 10", bucket.Limit{}, "k", tok(2), bucket.Decision{Allowed: true, Limit: tok(10), Remaining: 0, ResetAfter: 10 * time.Hour}},
-		{"a new key starts full under the new limit", bucket.Limit{}, "new", tok(1), bucket.Decision{Allowed: true, Limit: tok(10), Remaining: tok(9), ResetAfter: time.Hour}},
-	}
-	for _, s := range steps {
-		if s.limit != (bucket.Limit{}) {
-			require.NoError(t, db.SetDefaultLimit(s.limit), s.name)
+				ops := map[string]func() error{
+					"Take":      func() error { _, err := db.Take(def, tt.key, five, tok, nil); return err },
+					"Take cell": func() error { _, err := db.Take(cell, tt.key, five, tok, nil); return err },
+					"Set":       func() error { _, err := db.Set(gold, tt.key, five, tok, nil); return err },
+				}
+				for name, op := range ops {
+					assert.ErrorIs(t, op(), tt.wantErr, name)
+				}
+				// Whatever a client sends, flushes keep working.
+				require.NoError(t, db.Save())
+				recs := onDisk(t, db)
+				assert.Contains(t, recs, "other")
+				_, ok := recs[tt.key]
+				assert.Equal(t, tt.wantErr == nil, ok)
+			})
 		}
-		res, err := db.Take(s.key, "", s.cost)
-		require.NoError(t, err, s.name)
-		assert.Equal(t, s.want, res.Decision, s.name)
-	}
-	p, err := db.Policy("")
-	require.NoError(t, err)
-	assert.Equal(t, []bucket.Limit{{Capacity: tok(10), Rate: slow}}, p.Limits)
-	assert.Equal(t, p, db.Policies()[0].Policy)
-
-	// The stored bucket carries the new limit from its next take.
-	snap, ok, err := db.Peek("k")
-	require.NoError(t, err)
-	require.True(t, ok)
-	assert.Equal(t, p.Limits, snap.Policy.Limits)
-}
-
-func TestClosed(t *testing.T) {
-	c := newClock(t0)
-	db := mustOpen(t, testOptions(c))
-	_, err := db.Take("k", "", tok(1))
-	require.NoError(t, err)
-	require.NoError(t, db.Close())
-	require.NoError(t, db.Close(), "Close is idempotent")
-
-	ops := []struct {
-		name string
-		do   func() error
-	}{
-		{"Take", func() error { _, err := db.Take("k", "", tok(1)); return err }},
-		{"Take peek", func() error { _, err := db.Take("k", "", 0); return err }},
-		{"Throttle", func() error { _, err := db.Throttle("k", DefaultLimit, tok(1)); return err }},
-		{"Peek", func() error { _, _, err := db.Peek("k"); return err }},
-		{"SetTokens", func() error { return db.SetTokens("k", 0) }},
-		{"Delete", func() error { _, err := db.Delete("k"); return err }},
-		{"Scan", func() error { _, _, err := db.Scan(0, 10); return err }},
-		{"Save", db.Save},
-		{"FlushAll", db.FlushAll},
-	}
-	for _, op := range ops {
-		t.Run(op.name, func(t *testing.T) {
-			assert.ErrorIs(t, op.do(), bucket.ErrClosed)
-		})
 	}
 }
 
 func TestParseSyncMode(t *testing.T) {
 	tests := []struct {
 		in      string
-		want    SyncMode
+		want    storage.SyncMode
 		wantErr bool
 	}{
-		{"interval", SyncInterval, false},
-		{"always", SyncAlways, false},
+		{"interval", storage.SyncInterval, false},
+		{"always", storage.SyncAlways, false},
 		{"", 0, true},
 		{"Always", 0, true},
 	}
 	for _, tt := range tests {
-		m, err := ParseSyncMode(tt.in)
+		m, err := storage.ParseSyncMode(tt.in)
 		if tt.wantErr {
 			assert.Error(t, err, "%q", tt.in)
 			continue
@@ -503,4 +211,171 @@ func TestParseSyncMode(t *testing.T) {
 		assert.Equal(t, tt.want, m)
 		assert.Equal(t, tt.in, m.String())
 	}
+}
+
+func TestAccessors(t *testing.T) {
+	for _, mode := range []storage.SyncMode{storage.SyncInterval, storage.SyncAlways} {
+		path := filepath.Join(t.TempDir(), "bucketd.db")
+		c := storetest.NewClock(t0)
+		db := mustOpenAt(t, path, storage.Options{Sync: mode, Clock: c})
+		assert.Equal(t, mode, db.SyncMode())
+		assert.Equal(t, path, db.Path())
+		assert.Equal(t, t0, db.LastSave(), "as of Open")
+		c.Advance(time.Minute)
+		take(t, db, def, "k", five, tok)
+		require.NoError(t, db.Save())
+		assert.Equal(t, t0.Add(time.Minute), db.LastSave())
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, b, 0o600))
+		return p
+	}
+	notDir := write("file", []byte("x"))
+
+	// A valid bbolt file of another program.
+	foreign := filepath.Join(dir, "foreign.db")
+	bdb, err := bolt.Open(foreign, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, bdb.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("other"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("k"), []byte("v"))
+	}))
+	require.NoError(t, bdb.Close())
+
+	tests := []struct {
+		name    string
+		path    string
+		wantIs  error  // nil: any error
+		wantMsg string // a part of the error text
+	}{
+		{"garbage", write("garbage.db", bytes.Repeat([]byte("this is not a database. "), 1000)), storage.ErrNotDatabase, "garbage.db is not a bucketd database"},
+		{"short", write("short.db", []byte("hello")), storage.ErrNotDatabase, "short.db is not a bucketd database"},
+		{"one page", write("page.db", bytes.Repeat([]byte{0xAB}, 4096)), storage.ErrNotDatabase, "page.db is not a bucketd database"},
+		{"page and a half", write("page15.db", bytes.Repeat([]byte{0}, 6000)), storage.ErrNotDatabase, "page15.db is not a bucketd database"},
+		{"zeros", write("zeros.db", make([]byte, 64<<10)), storage.ErrNotDatabase, "zeros.db is not a bucketd database"},
+		{"empty", write("empty.db", nil), storage.ErrNotDatabase, "empty.db is not a bucketd database: it is empty (0 bytes)"},
+		{"another program's bbolt file", foreign, storage.ErrNotDatabase, "foreign.db is not a bucketd database (a bbolt file of some other program)"},
+		{"directory missing", filepath.Join(dir, "missing", "bucketd.db"), fs.ErrNotExist, "data directory"},
+		{"directory is a file", filepath.Join(notDir, "bucketd.db"), nil, "is not a directory"},
+		{"data file is a directory", dir, nil, dir},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, statErr := os.ReadFile(tt.path)
+			db, err := storage.Open(tt.path, storage.Options{})
+			if db != nil {
+				db.Close()
+			}
+			require.Error(t, err)
+			assert.Nil(t, db)
+			if tt.wantIs != nil {
+				assert.ErrorIs(t, err, tt.wantIs)
+			}
+			assert.Contains(t, err.Error(), tt.wantMsg)
+			assert.True(t, strings.HasPrefix(err.Error(), "storage: "), "error %q names the package", err)
+			if statErr == nil {
+				after, err := os.ReadFile(tt.path)
+				require.NoError(t, err)
+				assert.Equal(t, before, after, "a refused file is left as it was")
+			}
+		})
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 8, "no file created beside the refused ones")
+}
+
+func TestOpenEmptyFileIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bucketd.db")
+	require.NoError(t, os.WriteFile(path, nil, 0o600))
+	db, err := storage.Open(path, storage.Options{})
+	if db != nil {
+		db.Close()
+	}
+	require.ErrorIs(t, err, storage.ErrNotDatabase)
+	assert.Contains(t, err.Error(), "it is empty (0 bytes)")
+	assert.Contains(t, err.Error(), "remove it to start with no buckets", "the message says what to do")
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Zero(t, fi.Size(), "left untouched")
+
+	// A path with no file is a new database.
+	fresh := filepath.Join(dir, "fresh.db")
+	db = mustOpenAt(t, fresh, storage.Options{})
+	assert.Zero(t, dbLen(t, db))
+	require.NoError(t, db.Close())
+	fi, err = os.Stat(fresh)
+	require.NoError(t, err)
+	assert.Positive(t, fi.Size())
+	db = mustOpenAt(t, fresh, storage.Options{})
+	assert.Zero(t, dbLen(t, db), "and opens again")
+}
+
+func TestOpenReadOnlyDirectory(t *testing.T) {
+	dir := t.TempDir()
+	ro := filepath.Join(dir, "ro")
+	require.NoError(t, os.Mkdir(ro, 0o500))
+	t.Cleanup(func() { _ = os.Chmod(ro, 0o700) })
+	path := filepath.Join(ro, "bucketd.db")
+
+	// Root (as in CI containers) may write whatever the mode says.
+	probe := filepath.Join(ro, "probe")
+	if f, err := os.Create(probe); err == nil {
+		f.Close()
+		require.NoError(t, os.Remove(probe))
+		t.Skip("the directory's mode does not stop this user")
+	}
+
+	db, err := storage.Open(path, storage.Options{})
+	if db != nil {
+		db.Close()
+	}
+	require.Error(t, err)
+	assert.ErrorIs(t, err, fs.ErrPermission)
+	assert.Contains(t, err.Error(), path)
+}
+
+func TestOpenInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bucketd.db")
+	first := mustOpenAt(t, path, storage.Options{})
+	take(t, first, def, "k", slow, tok)
+
+	// bbolt's flock belongs to the open file description, so a second Open
+	// in this process waits for it as another process would.
+	db, err := storage.Open(path, storage.Options{LockTimeout: 50 * time.Millisecond})
+	if db != nil {
+		db.Close()
+	}
+	require.Error(t, err)
+	assert.ErrorIs(t, err, storage.ErrInUse)
+	assert.Contains(t, err.Error(), "bucketd.db is in use by another process")
+
+	// The default wait is a second, not forever.
+	opened := make(chan error, 1)
+	go func() {
+		db, err := storage.Open(path, storage.Options{})
+		if db != nil {
+			db.Close()
+		}
+		opened <- err
+	}()
+	assert.ErrorIs(t, await(t, opened, "Open of a file in use, with the default LockTimeout"), storage.ErrInUse)
+
+	// The first DB is unharmed, and once it closes the file opens.
+	take(t, first, def, "k", slow, tok)
+	require.NoError(t, first.Close())
+	db = mustOpenAt(t, path, storage.Options{LockTimeout: 50 * time.Millisecond})
+	assert.Equal(t, 1, dbLen(t, db))
+	snap, ok := peek(t, db, def, "k")
+	require.True(t, ok)
+	assert.Equal(t, 3*tok, snap.Remaining)
 }

@@ -1,11 +1,9 @@
-package storage
+package storage_test
 
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,21 +15,18 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/storage"
+	"github.com/bucketd/bucketd/storage/storetest"
 )
 
 func TestSyncIntervalWritesOnlyOnFlush(t *testing.T) {
-	c := newClock(t0)
+	c := storetest.NewClock(t0)
 	path := filepath.Join(t.TempDir(), "bucketd.db")
 	db := mustOpenAt(t, path, testOptions(c))
-	require.Equal(t, SyncInterval, db.SyncMode())
-	assert.Equal(t, path, db.Path())
-	assert.Equal(t, t0, db.LastSave())
 	before := commits(t, db)
 
-	_, err := db.Take("a", "", tok(1))
-	require.NoError(t, err)
-	_, err = db.Take("b", "", tok(2))
-	require.NoError(t, err)
+	take(t, db, def, "a", five, tok)
+	take(t, db, cell, "b", five, 2*tok)
 	assert.Empty(t, onDisk(t, db), "a take does not touch the disk")
 	assert.Equal(t, before, commits(t, db))
 
@@ -39,154 +34,127 @@ func TestSyncIntervalWritesOnlyOnFlush(t *testing.T) {
 	require.NoError(t, db.Save())
 	recs := onDisk(t, db)
 	assert.Len(t, recs, 2)
-	assert.Equal(t, tok(4), diskTokens(t, recs, "a"))
-	assert.Equal(t, tok(3), diskTokens(t, recs, "b"))
+	assert.Equal(t, 4*tok, diskTokens(t, recs, "a", def))
+	assert.Equal(t, 3*tok, diskTokens(t, recs, "b", cell))
 	assert.Equal(t, before+1, commits(t, db), "one flush is one commit")
 	assert.Equal(t, t0.Add(time.Second), db.LastSave())
 
+	c.Advance(time.Second)
 	require.NoError(t, db.Save())
 	assert.Equal(t, before+1, commits(t, db), "a flush with nothing to write commits nothing")
+	assert.Equal(t, t0.Add(2*time.Second), db.LastSave(), "but everything is saved")
 
-	_, err = db.Take("a", "", tok(3))
-	require.NoError(t, err)
-	assert.Equal(t, tok(4), diskTokens(t, onDisk(t, db), "a"), "the disk keeps the flushed state until the next flush")
+	take(t, db, def, "a", five, 3*tok)
+	assert.Equal(t, 4*tok, diskTokens(t, onDisk(t, db), "a", def), "the disk keeps the flushed state until the next flush")
 
 	require.NoError(t, db.Close())
 	recs = fileRecords(t, path)
-	assert.Equal(t, tok(1)+bucket.Token/3, diskTokens(t, recs, "a"), "Close makes a final flush")
+	assert.Equal(t, 4*tok+2*tok/3-3*tok, diskTokens(t, recs, "a", def), "Close makes a final flush")
 
 	db = mustOpenAt(t, path, testOptions(c))
-	assert.Equal(t, 2, db.Len())
-	snap, ok, err := db.Peek("a")
-	require.NoError(t, err)
+	assert.Equal(t, 2, dbLen(t, db))
+	snap, ok := peek(t, db, def, "a")
 	require.True(t, ok)
-	assert.Equal(t, tok(1)+bucket.Token/3, snap.Remaining)
-	assert.Equal(t, t0.Add(time.Second), snap.UpdatedAt)
+	assert.Equal(t, tok+2*tok/3, snap.Remaining)
+	assert.Equal(t, t0.Add(2*time.Second), snap.UpdatedAt)
 }
 
 func TestSyncAlwaysDurableOnReturn(t *testing.T) {
-	c := newClock(t0)
-	opts := testOptions(c)
-	opts.Sync = SyncAlways
-	db := mustOpen(t, opts)
-	require.Equal(t, SyncAlways, db.SyncMode())
+	c := storetest.NewClock(t0)
+	db := mustOpen(t, storage.Options{Clock: c, Sync: storage.SyncAlways, SyncInterval: time.Hour})
 
+	type key struct {
+		key string
+		ns  storage.Namespace
+	}
 	steps := []struct {
 		name string
 		do   func() error
-		want map[string]bucket.Tokens // tokens on disk after the call returns
+		want map[key]bucket.Tokens // tokens on disk after the call returns
 	}{
-		{"take", func() error { _, err := db.Take("a", "", tok(1)); return err }, map[string]bucket.Tokens{"a": tok(4)}},
-		{"throttle", func() error {
-			_, err := db.Throttle("b", bucket.Limit{Capacity: tok(10), Rate: bucket.PerSecond(1)}, tok(10))
-			return err
-		}, map[string]bucket.Tokens{"a": tok(4), "b": 0}},
-		{"take again", func() error { _, err := db.Take("a", "", tok(2)); return err }, map[string]bucket.Tokens{"a": tok(2), "b": 0}},
-		{"set tokens", func() error { return db.SetTokens("c", tok(1)) }, map[string]bucket.Tokens{"a": tok(2), "b": 0, "c": tok(1)}},
-		{"delete", func() error { _, err := db.Delete("b"); return err }, map[string]bucket.Tokens{"a": tok(2), "c": tok(1)}},
-		{"set tokens to full", func() error { return db.SetTokens("c", tok(5)) }, map[string]bucket.Tokens{"a": tok(2)}},
+		{"take", func() error { _, err := db.Take(def, "a", slow, tok, nil); return err },
+			map[key]bucket.Tokens{{"a", def}: 4 * tok}},
+		{"take cell", func() error { _, err := db.Take(cell, "b", hundred, 10*tok, nil); return err },
+			map[key]bucket.Tokens{{"a", def}: 4 * tok, {"b", cell}: 90 * tok}},
+		{"take again", func() error { _, err := db.Take(def, "a", slow, 2*tok, nil); return err },
+			map[key]bucket.Tokens{{"a", def}: 2 * tok, {"b", cell}: 90 * tok}},
+		{"give back", func() error { _, err := db.Take(def, "a", slow, -tok, nil); return err },
+			map[key]bucket.Tokens{{"a", def}: 3 * tok, {"b", cell}: 90 * tok}},
+		{"set", func() error { _, err := db.Set(gold, "a", slow, tok, nil); return err },
+			map[key]bucket.Tokens{{"a", def}: 3 * tok, {"a", gold}: tok, {"b", cell}: 90 * tok}},
+		{"reset", func() error { _, err := db.Reset(cell, "b"); return err },
+			map[key]bucket.Tokens{{"a", def}: 3 * tok, {"a", gold}: tok}},
+		{"set to full", func() error { _, err := db.Set(gold, "a", slow, 5*tok, nil); return err },
+			map[key]bucket.Tokens{{"a", def}: 3 * tok}},
+		{"clear", db.Clear, map[key]bucket.Tokens{}},
 	}
 	for _, s := range steps {
 		require.NoError(t, s.do(), s.name)
-		recs := onDisk(t, db)
-		got := make(map[string]bucket.Tokens, len(recs))
-		for k := range recs {
-			got[k] = diskTokens(t, recs, k)
+		got := map[key]bucket.Tokens{}
+		for k, v := range onDisk(t, db) {
+			rs, err := storage.DecodeRecord(v)
+			require.NoError(t, err)
+			for _, r := range rs {
+				got[key{k, r.NS}] = r.States[0].Tokens
+			}
 		}
 		assert.Equal(t, s.want, got, s.name)
 	}
 
-	// A denied take or a peek changes nothing and writes nothing.
+	// What changes nothing writes nothing.
+	take(t, db, def, "a", slow, tok)
 	before := commits(t, db)
-	res, err := db.Take("a", "", tok(5))
+	d := take(t, db, def, "a", slow, 5*tok)
+	require.False(t, d.Allowed)
+	take(t, db, def, "a", slow, 0)
+	take(t, db, def, "new", slow, -tok) // give to a full bucket
+	_, err := db.Reset(def, "nope")
 	require.NoError(t, err)
-	require.False(t, res.Allowed)
-	_, err = db.Take("a", "", 0)
-	require.NoError(t, err)
-	_, err = db.Delete("nope")
-	require.NoError(t, err)
+	peek(t, db, def, "a")
 	assert.Equal(t, before, commits(t, db))
 }
 
 func TestCloseFlushesAndReopenLoads(t *testing.T) {
-	c := newClock(t0)
+	c := storetest.NewClock(t0)
 	path := filepath.Join(t.TempDir(), "bucketd.db")
 	db := mustOpenAt(t, path, testOptions(c))
-	gold := bucket.Limit{Capacity: tok(100), Rate: bucket.Every(time.Minute)}
-	want := make(map[string]bucket.Snapshot)
+	big := []bucket.Limit{{Capacity: 100 * tok, Rate: bucket.Every(time.Minute)}}
+	type bk struct {
+		ns  storage.Namespace
+		key string
+	}
+	var buckets []bk
 	for i := range 300 {
-		k := fmt.Sprint("key:", i)
-		if i%2 == 0 {
-			_, err := db.Take(k, "", tok(1+int64(i%5)))
-			require.NoError(t, err)
-		} else {
-			_, err := db.Throttle(k, gold, tok(int64(i%100)+1))
-			require.NoError(t, err)
+		k := "key:" + itoa(i)
+		switch i % 3 {
+		case 0:
+			take(t, db, def, k, five, bucket.Tokens(1+i%5)*tok)
+			buckets = append(buckets, bk{def, k})
+		case 1:
+			take(t, db, cell, k, big, bucket.Tokens(i%100+1)*tok)
+			buckets = append(buckets, bk{cell, k})
+		case 2:
+			take(t, db, gold, k, two, tok+bucket.Tokens(i))
+			take(t, db, def, k, five, tok) // a second bucket of the key
+			buckets = append(buckets, bk{gold, k}, bk{def, k})
 		}
-		snap, ok, err := db.Peek(k)
-		require.NoError(t, err)
+		c.Advance(time.Millisecond)
+	}
+	want := map[bk]bucket.Snapshot{}
+	for _, b := range buckets {
+		snap, ok := peek(t, db, b.ns, b.key)
 		require.True(t, ok)
-		want[k] = snap
+		want[b] = snap
 	}
 	require.NoError(t, db.Close())
 	assert.Len(t, fileRecords(t, path), 300)
 
 	db = mustOpenAt(t, path, testOptions(c))
-	assert.Equal(t, 300, db.Len())
+	assert.Equal(t, 300, dbLen(t, db))
 	for k, w := range want {
-		snap, ok, err := db.Peek(k)
-		require.NoError(t, err)
-		require.True(t, ok, k)
-		assert.Equal(t, w, snap, k)
-	}
-}
-
-func TestLoadRefillsForDowntime(t *testing.T) {
-	c := newClock(t0)
-	path := filepath.Join(t.TempDir(), "bucketd.db")
-	db := mustOpenAt(t, path, testOptions(c))
-	res, err := db.Take("k", "", tok(3))
-	require.NoError(t, err)
-	require.Equal(t, tok(2), res.Remaining)
-	require.NoError(t, db.Close())
-
-	tests := []struct {
-		down     time.Duration
-		want     bucket.Tokens
-		wantKept bool
-	}{
-		{0, tok(2), true},
-		{time.Second, tok(2) + bucket.Token/3, true},
-		{3 * time.Second, tok(3), true},
-		{9*time.Second - time.Nanosecond, tok(5) - bucket.Micro, true},
-		{9 * time.Second, 0, false},
-		{10 * time.Second, 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprint("down ", tt.down), func(t *testing.T) {
-			// Each reopen starts from a copy of the file closed at t0.
-			cp := copyFile(t, path)
-			c := newClock(t0.Add(tt.down))
-			db := mustOpenAt(t, cp, testOptions(c))
-			snap, ok, err := db.Peek("k")
-			require.NoError(t, err)
-			require.Equal(t, tt.wantKept, ok)
-			if !tt.wantKept {
-				assert.Equal(t, 0, db.Len())
-				require.NoError(t, db.Save())
-				assert.Empty(t, onDisk(t, db), "a bucket refilled while down is deleted by the first flush")
-				res, err := db.Take("k", "", tok(5))
-				require.NoError(t, err)
-				assert.True(t, res.Allowed, "it is full")
-				return
-			}
-			assert.Equal(t, 1, db.Len())
-			assert.Equal(t, tt.want, snap.Remaining)
-			res, err := db.Take("k", "", 0)
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, res.Remaining)
-			assert.Equal(t, 9*time.Second-tt.down, res.ResetAfter)
-		})
+		snap, ok := peek(t, db, k.ns, k.key)
+		require.True(t, ok, "%s %s", k.ns, k.key)
+		assert.Equal(t, w, snap, "%s %s", k.ns, k.key)
 	}
 }
 
@@ -200,63 +168,81 @@ func copyFile(t *testing.T, path string) string {
 	return cp
 }
 
+func TestLoadRefillsForDowntime(t *testing.T) {
+	c := storetest.NewClock(t0)
+	path := filepath.Join(t.TempDir(), "bucketd.db")
+	db := mustOpenAt(t, path, testOptions(c))
+	d := take(t, db, def, "k", five, 3*tok)
+	require.Equal(t, 2*tok, d.Remaining)
+	require.NoError(t, db.Close())
+
+	tests := []struct {
+		down     time.Duration
+		want     bucket.Tokens
+		wantKept bool
+	}{
+		{0, 2 * tok, true},
+		{time.Second, 2*tok + tok/3, true},
+		{3 * time.Second, 3 * tok, true},
+		{9*time.Second - time.Nanosecond, 5*tok - bucket.Micro, true},
+		{9 * time.Second, 0, false},
+		{10 * time.Second, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint("down ", tt.down), func(t *testing.T) {
+			// Each reopen starts from a copy of the file closed at t0.
+			cp := copyFile(t, path)
+			c := storetest.NewClock(t0.Add(tt.down))
+			var logs logBuffer
+			opts := testOptions(c)
+			opts.Logger = logs.logger()
+			db := mustOpenAt(t, cp, opts)
+			snap, ok := peek(t, db, def, "k")
+			require.Equal(t, tt.wantKept, ok)
+			if !tt.wantKept {
+				assert.Contains(t, logs.String(), "keys=0 refilled=1 unreadable=0")
+				assert.Zero(t, dbLen(t, db))
+				assert.Zero(t, storage.TableLen(db), "not loaded")
+				require.NoError(t, db.Save())
+				assert.Empty(t, onDisk(t, db), "a bucket refilled while down is deleted by the first flush")
+				return
+			}
+			assert.Contains(t, logs.String(), "keys=1 refilled=0 unreadable=0")
+			assert.Equal(t, 1, dbLen(t, db))
+			assert.Equal(t, tt.want, snap.Remaining)
+			assert.Equal(t, 9*time.Second-tt.down, snap.ResetAfter)
+			assert.Equal(t, t0, snap.UpdatedAt)
+		})
+	}
+}
+
 func TestRefilledBucketsAreDropped(t *testing.T) {
-	c := newClock(t0)
+	c := storetest.NewClock(t0)
 	db := mustOpen(t, testOptions(c))
 	for i := range 1000 {
-		_, err := db.Take(fmt.Sprint("key:", i), "", tok(1+int64(i%5)))
-		require.NoError(t, err)
+		take(t, db, def, "key:"+itoa(i), five, bucket.Tokens(1+i%5)*tok)
 	}
 	require.NoError(t, db.Save())
 	require.Len(t, onDisk(t, db), 1000)
 
 	// Buckets that took n tokens are full 3n seconds later.
 	for n := 1; n <= 5; n++ {
-		c.Set(t0.Add(time.Duration(n) * 3 * time.Second))
-		require.NoError(t, db.Save())
+		c.Advance(3 * time.Second)
 		want := 1000 - 200*n
-		assert.Equal(t, want, db.Len(), "after %d s", 3*n)
+		assert.Equal(t, want, dbLen(t, db), "after %d s, before the sweep", 3*n)
+		require.NoError(t, db.Save())
 		assert.Len(t, onDisk(t, db), want, "after %d s", 3*n)
-		assert.Equal(t, want, tableLen(db))
+		assert.Equal(t, want, storage.TableLen(db), "after %d s", 3*n)
 	}
 }
 
-// tableLen counts the entries in db's table.
-func tableLen(db *DB) int {
-	n := 0
-	for i := range db.table.shards {
-		s := &db.table.shards[i]
-		s.mu.Lock()
-		for _, m := range s.m {
-			n += len(m)
-		}
-		s.mu.Unlock()
-	}
-	return n
-}
-
-func TestCorruptRecordsAreSkipped(t *testing.T) {
-	good := func(tokens bucket.Tokens) []byte {
-		e := testEntry("default", t0.UnixNano(), []bucket.Limit{DefaultLimit}, []bucket.State{{Tokens: tokens, At: t0.UnixNano()}})
-		return encode(nil, e)
-	}
-	badVersion := good(tok(1))
-	badVersion[0] = recordVersion + 1
-	recs := map[string][]byte{
-		"good":        good(tok(1)),
-		"also-good":   good(tok(2)),
-		"bad-version": badVersion,
-		"truncated":   good(tok(1))[:8],
-		"one-byte":    {recordVersion},
-		"empty":       {},
-		"trailing":    append(good(tok(1)), 0),
-		"too-many":    good(tok(6)),
-		"garbage":     []byte("not a record at all"),
-	}
-	path := filepath.Join(t.TempDir(), "bucketd.db")
-	require.NoError(t, mustOpenAt(t, path, testOptions(newClock(t0))).Close())
-	bdb, err := bolt.Open(path, 0o600, nil)
+// writePage stores recs (key -> record), then tail, as page id of the
+// closed file at path.
+func writePage(t *testing.T, path string, id uint16, recs map[string][]byte, tail []byte) {
+	t.Helper()
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	require.NoError(t, err)
+	defer bdb.Close()
 	require.NoError(t, bdb.Update(func(tx *bolt.Tx) error {
 		var page []byte
 		for k, v := range recs {
@@ -265,19 +251,63 @@ func TestCorruptRecordsAreSkipped(t *testing.T) {
 			page = binary.LittleEndian.AppendUint32(page, uint32(len(v)))
 			page = append(page, v...)
 		}
-		return tx.Bucket(pagesName).Put(pageKey(7), page)
+		return tx.Bucket(storage.PagesName).Put(storage.PageKey(id), append(page, tail...))
 	}))
-	require.NoError(t, bdb.Close())
+}
+
+// writePages stores recs in their pages of db's file, and closes db. The
+// page of the key cut gets tail after its records.
+func writePages(t *testing.T, db *storage.DB, path string, recs map[string][]byte, cut string, tail []byte) {
+	t.Helper()
+	pages := map[uint16]map[string][]byte{}
+	for k, v := range recs {
+		id := storage.PageOf(db, k)
+		if pages[id] == nil {
+			pages[id] = map[string][]byte{}
+		}
+		pages[id][k] = v
+	}
+	cutID := storage.PageOf(db, cut)
+	require.NoError(t, db.Close())
+	for id, recs := range pages {
+		var t2 []byte
+		if id == cutID {
+			t2 = tail
+		}
+		writePage(t, path, id, recs, t2)
+	}
+}
+
+func TestCorruptRecordsAreSkipped(t *testing.T) {
+	good := func(tokens bucket.Tokens) []byte {
+		return storage.EncodeRecord(storage.Record{NS: def, Limits: five, States: []bucket.State{{Tokens: tokens, At: t0.UnixNano()}}, Updated: t0.UnixNano()})
+	}
+	badVersion := good(tok)
+	badVersion[0] = storage.RecordVersion + 1
+	recs := map[string][]byte{
+		"good":        good(tok),
+		"also-good":   good(2 * tok),
+		"bad-version": badVersion,
+		"truncated":   good(tok)[:8],
+		"one-byte":    {storage.RecordVersion},
+		"empty":       {},
+		"trailing":    append(good(tok), 0),
+		"too-many":    good(6 * tok),
+		"garbage":     []byte("not a record at all"),
+	}
+	path := filepath.Join(t.TempDir(), "bucketd.db")
+	// The page of "good" ends in an entry cut short: a key of 5 bytes
+	// with 1 left.
+	writePages(t, mustOpenAt(t, path, testOptions(storetest.NewClock(t0))), path, recs, "good", []byte{5, 'x'})
 
 	var logs logBuffer
-	opts := testOptions(newClock(t0))
+	opts := testOptions(storetest.NewClock(t0))
 	opts.Logger = logs.logger()
 	db := mustOpenAt(t, path, opts)
 
-	assert.Equal(t, 2, db.Len())
-	for k, want := range map[string]bucket.Tokens{"good": tok(1), "also-good": tok(2)} {
-		snap, ok, err := db.Peek(k)
-		require.NoError(t, err)
+	assert.Equal(t, 2, dbLen(t, db))
+	for k, want := range map[string]bucket.Tokens{"good": tok, "also-good": 2 * tok} {
+		snap, ok := peek(t, db, def, k)
 		require.True(t, ok, k)
 		assert.Equal(t, want, snap.Remaining, k)
 	}
@@ -285,207 +315,229 @@ func TestCorruptRecordsAreSkipped(t *testing.T) {
 		if strings.Contains(k, "good") {
 			continue
 		}
-		_, ok, err := db.Peek(k)
-		require.NoError(t, err)
+		_, ok := peek(t, db, def, k)
 		assert.False(t, ok, k)
 		assert.Contains(t, logs.String(), "key="+k, "a warning names the skipped key")
 	}
-	assert.Equal(t, len(recs)-2, strings.Count(logs.String(), "level=WARN"))
+	assert.Contains(t, logs.String(), fmt.Sprintf("page=%04x", storage.PageOf(db, "good")), "a warning names the unreadable page")
+	assert.Equal(t, len(recs)-2+1, strings.Count(logs.String(), "level=WARN"))
+	assert.Contains(t, logs.String(), `msg="storage: loaded" keys=2 refilled=0 unreadable=8`)
 
-	// A skipped key works as a new, full bucket, and its next flush
-	// replaces the corrupt record.
-	res, err := db.Take("bad-version", "", tok(5))
-	require.NoError(t, err)
-	assert.True(t, res.Allowed)
+	// A skipped key works as a new, full bucket, and the next flush of its
+	// page replaces the corrupt record; so for the page cut short.
+	d := take(t, db, def, "bad-version", five, 5*tok)
+	assert.True(t, d.Allowed)
+	take(t, db, def, "good", five, tok)
 	require.NoError(t, db.Save())
-	assert.Equal(t, bucket.Tokens(0), diskTokens(t, onDisk(t, db), "bad-version"))
+	recsNow := onDisk(t, db)
+	assert.Equal(t, bucket.Tokens(0), diskTokens(t, recsNow, "bad-version", def))
+	assert.Equal(t, bucket.Tokens(0), diskTokens(t, recsNow, "good", def))
 }
 
-func TestOpenErrors(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(p, b, 0o600))
-		return p
+func TestOverridesAreDurableOnReturn(t *testing.T) {
+	c := storetest.NewClock(t0)
+	path := filepath.Join(t.TempDir(), "bucketd.db")
+	db := mustOpenAt(t, path, testOptions(c)) // only Save and Close flush buckets
+	stored := func() map[string][]byte {
+		out := map[string][]byte{}
+		require.NoError(t, storage.Bolt(db).View(func(tx *bolt.Tx) error {
+			return tx.Bucket(storage.OverridesName).ForEach(func(k, v []byte) error {
+				out[string(k)] = bytes.Clone(v)
+				return nil
+			})
+		}))
+		return out
 	}
-	notDir := write("file", []byte("x"))
+	require.NoError(t, db.PutOverride(storage.Override{NS: gold, Key: "joe", Limits: two}))
+	got := stored()
+	require.Contains(t, got, "gold\x00joe", "on disk when PutOverride returns")
+	rs, err := storage.DecodeRecord(got["gold\x00joe"])
+	require.NoError(t, err)
+	assert.Equal(t, two, rs[0].Limits)
 
-	// A valid bbolt file of another program: it opens, and gets our bucket.
-	foreign := filepath.Join(dir, "foreign.db")
-	bdb, err := bolt.Open(foreign, 0o600, nil)
+	require.NoError(t, db.PutOverride(storage.Override{NS: def, Key: "ann", Limits: five}))
+	require.NoError(t, db.DeleteOverride(gold, "joe"))
+	assert.Equal(t, []string{"default\x00ann"}, keysOf(stored()), "gone when DeleteOverride returns")
+
+	// An unreadable override is skipped, with a warning.
+	require.NoError(t, db.Close())
+	bdb, err := bolt.Open(path, 0o600, nil)
 	require.NoError(t, err)
 	require.NoError(t, bdb.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucket([]byte("other"))
-		return err
+		b := tx.Bucket(storage.OverridesName)
+		if err := b.Put([]byte("no-separator"), storage.EncodeRecord(storage.Record{NS: def, Limits: five, States: make([]bucket.State, 1)})); err != nil {
+			return err
+		}
+		return b.Put([]byte("default\x00bad"), []byte("garbage"))
 	}))
 	require.NoError(t, bdb.Close())
+	var logs logBuffer
+	opts := testOptions(c)
+	opts.Logger = logs.logger()
+	db = mustOpenAt(t, path, opts)
+	os, err := db.Overrides()
+	require.NoError(t, err)
+	assert.Equal(t, []storage.Override{{NS: def, Key: "ann", Limits: five}}, os)
+	assert.Equal(t, 2, strings.Count(logs.String(), "skipping unreadable override"))
+}
 
+func keysOf[V any](m map[string]V) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+func TestOverrideKeys(t *testing.T) {
+	db := mustOpen(t, testOptions(storetest.NewClock(t0)))
+	long := strings.Repeat("k", bolt.MaxKeySize-len("gold")-1)
 	tests := []struct {
 		name    string
-		path    string
-		opts    Options
-		wantIs  error  // nil: any error
-		wantMsg string // a part of the error text
-	}{
-		{"garbage", write("garbage.db", bytes.Repeat([]byte("this is not a database. "), 1000)), Options{}, ErrNotDatabase, "garbage.db is not a bucketd database"},
-		{"short", write("short.db", []byte("hello")), Options{}, ErrNotDatabase, "short.db is not a bucketd database"},
-		{"one page", write("page.db", bytes.Repeat([]byte{0xAB}, 4096)), Options{}, ErrNotDatabase, "page.db is not a bucketd database"},
-		{"page and a half", write("page15.db", bytes.Repeat([]byte{0}, 6000)), Options{}, ErrNotDatabase, "page15.db is not a bucketd database"},
-		{"zeros", write("zeros.db", make([]byte, 64<<10)), Options{}, ErrNotDatabase, "zeros.db is not a bucketd database"},
-		{"directory missing", filepath.Join(dir, "missing", "bucketd.db"), Options{}, fs.ErrNotExist, "data directory"},
-		{"directory is a file", filepath.Join(notDir, "bucketd.db"), Options{}, nil, "is not a directory"},
-		{"data file is a directory", dir, Options{}, nil, dir},
-		{"invalid default limit", filepath.Join(dir, "limit.db"), Options{Default: bucket.Limit{Capacity: -1}}, bucket.ErrInvalid, "default limit"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			db, err := Open(tt.path, tt.opts)
-			if db != nil {
-				db.Close()
-			}
-			require.Error(t, err)
-			assert.Nil(t, db)
-			if tt.wantIs != nil {
-				assert.ErrorIs(t, err, tt.wantIs)
-			}
-			assert.Contains(t, err.Error(), tt.wantMsg)
-			assert.True(t, strings.HasPrefix(err.Error(), "storage: "), "error %q names the package", err)
-		})
-	}
-
-	_, err = Open(foreign, Options{})
-	require.ErrorIs(t, err, ErrNotDatabase, "a bbolt file of another program is refused, not written to")
-	assert.Contains(t, err.Error(), "foreign.db is not a bucketd database")
-}
-
-func TestOpenZeroLengthFile(t *testing.T) {
-	// bbolt initializes an empty file as a new database (a crash between
-	// creating the file and writing its first pages leaves one); so does
-	// Open.
-	path := filepath.Join(t.TempDir(), "bucketd.db")
-	require.NoError(t, os.WriteFile(path, nil, 0o600))
-	db := mustOpenAt(t, path, Options{})
-	assert.Equal(t, 0, db.Len())
-	require.NoError(t, db.Close())
-	assert.Empty(t, fileRecords(t, path))
-}
-
-func TestOpenReadOnlyDirectory(t *testing.T) {
-	dir := t.TempDir()
-	ro := filepath.Join(dir, "ro")
-	require.NoError(t, os.Mkdir(ro, 0o500))
-	t.Cleanup(func() { _ = os.Chmod(ro, 0o700) })
-	path := filepath.Join(ro, "bucketd.db")
-
-	// Root (as in CI containers) may write whatever the mode says; then a
-	// directory that cannot hold a file is one that is a file.
-	probe := filepath.Join(ro, "probe")
-	if f, err := os.Create(probe); err == nil {
-		f.Close()
-		require.NoError(t, os.Remove(probe))
-		t.Log("the directory's mode does not stop this user; using a path under a file instead")
-		notDir := filepath.Join(dir, "file")
-		require.NoError(t, os.WriteFile(notDir, nil, 0o600))
-		path = filepath.Join(notDir, "bucketd.db")
-		_, err := Open(path, Options{})
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), "is not a directory")
-		return
-	}
-
-	db, err := Open(path, Options{})
-	if db != nil {
-		db.Close()
-	}
-	require.Error(t, err)
-	assert.ErrorIs(t, err, fs.ErrPermission)
-	assert.Contains(t, err.Error(), path)
-}
-
-func TestOpenInUse(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "bucketd.db")
-	first := mustOpenAt(t, path, Options{})
-	_, err := first.Take("k", "", tok(1))
-	require.NoError(t, err)
-
-	// bbolt's flock belongs to the open file description, so a second Open
-	// in this process waits for it as another process would.
-	db, err := Open(path, Options{LockTimeout: 50 * time.Millisecond})
-	if db != nil {
-		db.Close()
-	}
-	require.Error(t, err)
-	assert.ErrorIs(t, err, ErrInUse)
-	assert.Contains(t, err.Error(), "bucketd.db is in use by another process")
-
-	// The first DB is unharmed, and once it closes the file opens.
-	_, err = first.Take("k", "", tok(1))
-	require.NoError(t, err)
-	require.NoError(t, first.Close())
-	db = mustOpenAt(t, path, Options{LockTimeout: 50 * time.Millisecond})
-	assert.Equal(t, 1, db.Len())
-}
-
-func TestFlushErrorKeepsChangesDirty(t *testing.T) {
-	c := newClock(t0)
-	db := mustOpen(t, testOptions(c))
-	_, err := db.Take("a", "", tok(1))
-	require.NoError(t, err)
-
-	// Make the flush transaction fail.
-	db.failFlush = func() error { return errors.New("disk on fire") }
-	err = db.Save()
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "storage: flush: disk on fire")
-	assert.Empty(t, onDisk(t, db), "the failed transaction wrote nothing")
-	sa, pg := db.table.locate("a")
-	sa.mu.Lock()
-	dirty := sa.dirty&(1<<pg) != 0
-	sa.mu.Unlock()
-	assert.True(t, dirty, "the change to a waits for the next flush")
-
-	db.failFlush = nil
-	require.NoError(t, db.Save())
-	assert.Equal(t, tok(4), diskTokens(t, onDisk(t, db), "a"))
-}
-
-func TestKeyLimits(t *testing.T) {
-	tests := []struct {
-		name    string
+		ns      storage.Namespace
 		key     string
 		wantErr error
 	}{
-		{"one byte", "k", nil},
-		{"largest", strings.Repeat("k", bolt.MaxKeySize), nil},
-		{"binary", "\x00\xff\n", nil},
-		{"empty", "", bucket.ErrInvalid},
-		{"too long", strings.Repeat("k", bolt.MaxKeySize+1), bucket.ErrInvalid},
+		{"longest key with the policy name", gold, long, nil},
+		{"a byte longer", gold, long + "k", bucket.ErrInvalid},
+		{"a NUL in the key", gold, "a\x00b", nil},
+		{"a NUL in the policy name", storage.PolicyNS("a\x00b"), "k", bucket.ErrInvalid},
+		{"a policy name starting with NUL", storage.PolicyNS("\x00b"), "k", bucket.ErrInvalid},
 	}
-	for _, mode := range []SyncMode{SyncInterval, SyncAlways} {
-		for _, tt := range tests {
-			t.Run(mode.String()+" "+tt.name, func(t *testing.T) {
-				t.Parallel()
-				opts := testOptions(newClock(t0))
-				opts.Sync = mode
-				db := mustOpen(t, opts)
-				_, err := db.Take("other", "", tok(1))
-				require.NoError(t, err)
-
-				ops := map[string]func() error{
-					"Take":      func() error { _, err := db.Take(tt.key, "", tok(1)); return err },
-					"Throttle":  func() error { _, err := db.Throttle(tt.key, DefaultLimit, tok(1)); return err },
-					"SetTokens": func() error { return db.SetTokens(tt.key, tok(1)) },
-				}
-				for name, op := range ops {
-					assert.ErrorIs(t, op(), tt.wantErr, name)
-				}
-				// Whatever a client sends, flushes keep working.
-				require.NoError(t, db.Save())
-				recs := onDisk(t, db)
-				assert.Contains(t, recs, "other")
-				_, ok := recs[tt.key]
-				assert.Equal(t, tt.wantErr == nil, ok)
-			})
+	for _, tt := range tests {
+		err := db.PutOverride(storage.Override{NS: tt.ns, Key: tt.key, Limits: five})
+		assert.ErrorIs(t, err, tt.wantErr, tt.name)
+		if tt.wantErr != nil {
+			assert.NotErrorIs(t, err, bucket.ErrNotDurable, tt.name)
+		}
+		if tt.name == "a byte longer" {
+			assert.Contains(t, err.Error(), fmt.Sprintf("want at most %d bytes", len(long)))
 		}
 	}
+	os, err := db.Overrides()
+	require.NoError(t, err)
+	var got []string
+	for _, o := range os {
+		got = append(got, fmt.Sprintf("%q/%d bytes", o.NS.Name, len(o.Key)))
+	}
+	assert.ElementsMatch(t, []string{fmt.Sprintf("%q/%d bytes", "gold", len(long)), `"gold"/3 bytes`}, got, "read back as written")
+}
+
+// v1Record is a record as the first format wrote it (version 1): no
+// namespace kind, every bucket a policy's, its name first.
+func v1Record(buckets ...storage.Record) []byte {
+	b := []byte{1}
+	for _, r := range buckets {
+		b = binary.AppendUvarint(b, uint64(len(r.NS.Name)))
+		b = append(b, r.NS.Name...)
+		b = binary.AppendVarint(b, r.Updated)
+		b = binary.AppendUvarint(b, uint64(len(r.Limits)))
+		for i, l := range r.Limits {
+			s := r.States[i]
+			b = binary.AppendVarint(b, int64(l.Capacity))
+			b = binary.AppendVarint(b, int64(l.Rate.Tokens))
+			b = binary.AppendVarint(b, int64(l.Rate.Per))
+			b = binary.AppendVarint(b, int64(s.Tokens))
+			b = binary.AppendVarint(b, s.At)
+			b = binary.AppendUvarint(b, s.Rem)
+		}
+	}
+	return b
+}
+
+func TestLoadFirstFormatFile(t *testing.T) {
+	// A file of the first format: version-1 records, instants in wall
+	// time, no wall offset.
+	at := t0.UnixNano()
+	recs := map[string][]byte{
+		"joe": v1Record(
+			storage.Record{NS: def, Limits: five, States: []bucket.State{{Tokens: 2 * tok, At: at}}, Updated: at},
+			storage.Record{NS: gold, Limits: two, States: []bucket.State{{Tokens: tok, At: at}, {Tokens: 3 * tok, At: at}}, Updated: at},
+		),
+		"ann":  v1Record(storage.Record{NS: def, Limits: five, States: []bucket.State{{At: at - int64(3*time.Second)}}, Updated: at}),
+		"full": v1Record(storage.Record{NS: def, Limits: five, States: []bucket.State{{Tokens: 4 * tok, At: at}}, Updated: at}),
+	}
+	path := filepath.Join(t.TempDir(), "bucketd.db")
+	writePages(t, mustOpenAt(t, path, storage.Options{}), path, recs, "joe", nil)
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	require.NoError(t, err)
+	require.NoError(t, bdb.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(storage.MetaName).Delete(storage.ClockKey)
+	}))
+	require.NoError(t, bdb.Close())
+
+	c := storetest.NewClock(t0.Add(3 * time.Second))
+	db := mustOpenAt(t, path, testOptions(c))
+	snap, ok := peek(t, db, def, "joe")
+	require.True(t, ok)
+	assert.Equal(t, 3*tok, snap.Remaining, "2 tokens and 3 s")
+	assert.Equal(t, t0, snap.UpdatedAt)
+	snap, ok = peek(t, db, gold, "joe")
+	require.True(t, ok, "every bucket of a key is loaded, as a policy's")
+	assert.Equal(t, two, snap.Policy.Limits)
+	require.Len(t, snap.Limits, 2)
+	assert.Equal(t, 3*tok+tok/5, snap.Limits[1].Remaining, "3 tokens and 3 s of 4 a minute")
+	snap, ok = peek(t, db, def, "ann")
+	require.True(t, ok)
+	assert.Equal(t, 2*tok, snap.Remaining, "empty and 6 s")
+	_, ok = peek(t, db, def, "full")
+	assert.False(t, ok, "refilled while closed")
+	nss, err := db.Namespaces("joe")
+	require.NoError(t, err)
+	assert.Equal(t, []storage.Namespace{def, gold}, nss)
+
+	// A page that changes is written back in version 2.
+	take(t, db, def, "joe", five, tok)
+	require.NoError(t, db.Close())
+	v := fileRecords(t, path)["joe"]
+	require.NotEmpty(t, v)
+	assert.Equal(t, byte(storage.RecordVersion), v[0])
+	db = mustOpenAt(t, path, testOptions(c))
+	snap, ok = peek(t, db, gold, "joe")
+	require.True(t, ok)
+	assert.Equal(t, two, snap.Policy.Limits)
+	snap, ok = peek(t, db, def, "joe")
+	require.True(t, ok)
+	assert.Equal(t, 2*tok, snap.Remaining)
+}
+
+// TestShiftedFileIsRewrittenByTheFirstFlush checks that a file whose
+// instants are on another run's timeline is rewritten whole by the next
+// run's first flush, so that the offset it then writes holds for every
+// page: the file never mixes two timelines.
+func TestShiftedFileIsRewrittenByTheFirstFlush(t *testing.T) {
+	c := storetest.NewClock(t0)
+	path := filepath.Join(t.TempDir(), "bucketd.db")
+	db := mustOpenAt(t, path, testOptions(c))
+	take(t, db, def, "k", five, 5*tok) // empty: a token every 3 s
+	c.StepWall(-time.Hour)             // the wall clock steps back an hour
+	require.NoError(t, db.Close())
+
+	// The next run, 3 s later by the stepped wall clock, changes nothing,
+	// and closes.
+	c.Advance(3 * time.Second)
+	db = mustOpenAt(t, path, testOptions(c))
+	snap, ok := peek(t, db, def, "k")
+	require.True(t, ok)
+	assert.Equal(t, tok, snap.Remaining)
+	assert.Equal(t, t0.Add(-time.Hour), snap.UpdatedAt, "in wall time")
+	require.NoError(t, db.Close())
+	var at int64
+	viewFile(t, path, func(tx *bolt.Tx) error {
+		off, ok := wallOffset(tx)
+		assert.True(t, ok)
+		assert.Zero(t, off, "the second run's timeline is its wall clock")
+		recs, err := pageRecords(tx)
+		require.NoError(t, err)
+		at = diskState(t, recs, "k", def).States[0].At
+		return nil
+	})
+	assert.Equal(t, t0.Add(-time.Hour).UnixNano(), at, "the page was rewritten on the new timeline")
+
+	// And the third run sees the same bucket.
+	c.Advance(3 * time.Second)
+	db = mustOpenAt(t, path, testOptions(c))
+	snap, ok = peek(t, db, def, "k")
+	require.True(t, ok)
+	assert.Equal(t, 2*tok, snap.Remaining)
 }

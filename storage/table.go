@@ -16,9 +16,9 @@ import (
 // that takes on different keys rarely wait for each other.
 const shardCount = 256
 
-// entry is everything stored for one key: a bucket per policy the key has
-// been taken under (usually one). A key with no entry, or no bucket under
-// a policy, has a full bucket there.
+// entry is everything stored for one key: a bucket per namespace the key
+// has been taken in (usually one). A key with no entry, or no bucket in a
+// namespace, has a full bucket there.
 type entry struct {
 	key   string // owned copy of the key; may point into short
 	short [24]byte
@@ -32,14 +32,15 @@ type entry struct {
 	cached bool
 }
 
-// sub is one bucket: the limits it was last changed under and a state per
-// limit.
+// sub is one bucket: its namespace, the limits it was last changed under
+// and a state per limit. Instants are on the DB's timeline (see DB.now).
 type sub struct {
-	policy  bucket.Policy // owned copy of the name and limits
+	ns      Namespace
+	limits  []bucket.Limit // never changed once set; may be shared
 	states  []bucket.State
 	one     [1]bucket.State // backing array of states for one limit
-	updated int64           // Unix ns of the last change
-	fullAt  int64           // Unix ns from which every limit is full
+	updated int64           // instant of the last change
+	fullAt  int64           // instant from which every limit is full
 }
 
 func newEntry(key string) *entry {
@@ -62,18 +63,18 @@ func newOwnedEntry(key string) *entry {
 	return e
 }
 
-// find returns the bucket under the named policy, or nil.
-func (e *entry) find(policy string) *sub {
+// find returns the bucket in ns, or nil.
+func (e *entry) find(ns Namespace) *sub {
 	for _, s := range e.subs {
-		if s.policy.Name == policy {
+		if s.ns == ns {
 			return s
 		}
 	}
 	return nil
 }
 
-// add returns a new bucket under p's name and limits, with zero states.
-func (e *entry) add(p bucket.Policy) *sub {
+// add returns a new bucket in ns under limits, with zero states.
+func (e *entry) add(ns Namespace, limits []bucket.Limit) *sub {
 	var s *sub
 	if len(e.subs) == 0 {
 		e.first = sub{}
@@ -81,17 +82,17 @@ func (e *entry) add(p bucket.Policy) *sub {
 	} else {
 		s = new(sub)
 	}
-	s.setPolicy(p)
+	s.ns = ns
+	s.setLimits(limits)
 	e.subs = append(e.subs, s)
 	e.cached = false
 	return s
 }
 
-// remove drops the bucket under the named policy and reports whether there
-// was one.
-func (e *entry) remove(policy string) bool {
+// remove drops the bucket in ns and reports whether there was one.
+func (e *entry) remove(ns Namespace) bool {
 	for i, s := range e.subs {
-		if s.policy.Name == policy {
+		if s.ns == ns {
 			e.subs = slices.Delete(e.subs, i, i+1)
 			e.cached = false
 			return true
@@ -100,16 +101,15 @@ func (e *entry) remove(policy string) bool {
 	return false
 }
 
-// setPolicy gives s p's name and limits, and states for them; the states
-// must be filled by the caller. p.Limits is kept, not copied: every caller
-// passes a slice that is never changed (the policy table's, an interned
-// one, or one just decoded).
-func (s *sub) setPolicy(p bucket.Policy) {
-	s.policy = bucket.Policy{Name: p.Name, Limits: p.Limits}
-	if len(p.Limits) == 1 {
+// setLimits gives s limits, and states for them that the caller fills.
+// limits is kept, not copied: callers pass a slice nobody changes (an
+// interned one, or one just decoded or cloned).
+func (s *sub) setLimits(limits []bucket.Limit) {
+	s.limits = limits
+	if len(limits) == 1 {
 		s.states = s.one[:]
 	} else {
-		s.states = make([]bucket.State, len(p.Limits))
+		s.states = make([]bucket.State, len(limits))
 	}
 }
 
@@ -176,103 +176,77 @@ func (s *shard) get(pg int, key string) *entry { return s.m[pg][key] }
 // markLocked records that page pg changed. s.mu must be held.
 func (s *shard) markLocked(pg int) { s.dirty |= 1 << pg }
 
-// takeLocked takes cost from key's bucket under p at now. It reports whether
-// the bucket changed, in which case key is marked dirty, and whether the
-// key's entry was created. each receives the per-limit decisions when not
-// nil. s.mu must be held.
-func (s *shard) takeLocked(pg int, key string, p bucket.Policy, now time.Time, cost bucket.Tokens, each []bucket.Decision) (d bucket.Decision, changed, created bool) {
-	e := s.m[pg][key]
-	var b *sub
-	if e != nil {
-		b = e.find(p.Name)
-	}
-	var buf [bucket.MaxLimits]bucket.State
-	states := buf[:len(p.Limits)]
-	fitStates(states, b, p, now)
-	d = p.Take(states, now, cost, each)
-	if !d.Allowed || cost <= 0 {
-		return d, false, false
-	}
-	if e == nil {
-		e = newOwnedEntry(key) // key may point into a request buffer
-		s.m[pg][e.key] = e
-		created = true
-	}
-	if b == nil {
-		b = e.add(p)
-	} else if !slices.Equal(b.policy.Limits, p.Limits) {
-		b.setPolicy(p)
-	}
-	copy(b.states, states)
-	b.touch(now, d.ResetAfter)
-	e.cached = false
-	s.markLocked(pg)
-	return d, true, created
-}
-
-// touch records a change at now, after which the bucket is full in
-// untilFull.
-func (b *sub) touch(now time.Time, untilFull time.Duration) {
-	t := now.UnixNano()
-	b.updated = t
-	b.fullAt = t + int64(untilFull)
-	if b.fullAt < t { // saturate
-		b.fullAt = 1<<63 - 1
-	}
-}
-
-// fitStates fills dst (one state per limit of p) from b's stored states: a
-// missing bucket is full, and a bucket last changed under other limits keeps
-// its tokens where it can (the limits apply to it from now on, clamped to
-// the new capacities; limits it did not have start full).
-func fitStates(dst []bucket.State, b *sub, p bucket.Policy, now time.Time) {
-	for i, l := range p.Limits {
-		if b != nil && i < len(b.states) {
-			dst[i] = b.states[i]
-		} else {
+// fitStates fills dst (one state per limit) from b's stored states at now:
+// a missing bucket is full, and a bucket last changed under other limits is
+// refitted as its namespace says (bucket.State.Refit); limits it did not
+// have start full.
+func fitStates(dst []bucket.State, b *sub, ns Namespace, limits []bucket.Limit, now time.Time) {
+	carry := ns.Carry()
+	for i, l := range limits {
+		switch {
+		case b == nil || i >= len(b.states):
 			dst[i] = bucket.Full(l, now)
+		case i < len(b.limits):
+			dst[i] = b.states[i].Refit(b.limits[i], l, now, carry)
+		default:
+			dst[i] = b.states[i]
 		}
 	}
 }
 
-// snapshot returns the bucket as it is at now, under its stored limits.
-func (b *sub) snapshot(now time.Time) bucket.Snapshot {
-	var buf [bucket.MaxLimits]bucket.State
-	states := buf[:len(b.states)]
-	copy(states, b.states)
-	snap := bucket.Snapshot{Policy: b.policy, UpdatedAt: time.Unix(0, b.updated)}
-	if len(b.policy.Limits) > 1 {
-		snap.Limits = make([]bucket.Decision, len(b.policy.Limits))
+// apply takes cost (gives -cost when negative) from states under limits at
+// now: the one step every read and write goes through.
+func apply(states []bucket.State, limits []bucket.Limit, now time.Time, cost bucket.Tokens, each []bucket.Decision) bucket.Decision {
+	p := bucket.Policy{Limits: limits}
+	if cost < 0 {
+		return p.Give(states, now, -cost, each)
 	}
-	snap.Decision = b.policy.Take(states, now, 0, snap.Limits)
-	return snap
+	return p.Take(states, now, cost, each)
 }
 
-// isFull reports whether every limit of b is full at now.
-func (b *sub) isFull(now time.Time) bool {
-	return b.untilFull(now) == 0
+// touch records a change at now (an instant), after which the bucket is
+// full in untilFull.
+func (b *sub) touch(now int64, untilFull time.Duration) {
+	b.updated = now
+	b.fullAt = now + int64(untilFull)
+	if b.fullAt < now { // saturate
+		b.fullAt = 1<<63 - 1
+	}
 }
 
-// untilFull returns how long until every limit of b is full.
+// untilFull returns how long from now until every limit of b is full.
 func (b *sub) untilFull(now time.Time) time.Duration {
 	var d time.Duration
-	for i, l := range b.policy.Limits {
+	for i, l := range b.limits {
 		d = max(d, b.states[i].UntilFull(l, now))
 	}
 	return d
+}
+
+// liveAt reports whether b is not full at now (an instant).
+// fullAt is exact: every change of the states sets it (touch).
+func (b *sub) liveAt(now int64) bool { return now < b.fullAt }
+
+// liveAt reports whether some bucket of e is not full at now (an instant).
+func (e *entry) liveAt(now int64) bool {
+	for _, b := range e.subs {
+		if b.liveAt(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // sweepLocked drops the buckets that have refilled to capacity, and the
 // entries left with none, marking their pages dirty so that the flush
 // writes them without. It returns how many entries it dropped. s.mu must
 // be held.
-func (s *shard) sweepLocked(now time.Time) (dropped int) {
-	t := now.UnixNano()
+func (s *shard) sweepLocked(t int64) (dropped int) {
 	for pg, m := range s.m {
 		for k, e := range m {
 			changed := false
 			for i := 0; i < len(e.subs); {
-				if b := e.subs[i]; t >= b.fullAt && b.isFull(now) {
+				if b := e.subs[i]; !b.liveAt(t) {
 					e.subs = slices.Delete(e.subs, i, i+1)
 					e.cached = false
 					changed = true

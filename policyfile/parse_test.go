@@ -1,12 +1,10 @@
-package storage_test
+package policyfile_test
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bucketd/bucketd/bucket"
-	"github.com/bucketd/bucketd/storage"
+	"github.com/bucketd/bucketd/policyfile"
 )
 
 const tok = bucket.Token
 
-// exampleConfig is the example of the README and of config.go.
+// exampleConfig is the example of the README and of the package doc.
 const exampleConfig = `default: free            # the policy a take that names none uses
 policies:
   free:
@@ -46,22 +44,22 @@ func limit(t *testing.T, capacity, rate string) bucket.Limit {
 	return bucket.Limit{Capacity: c, Rate: r}
 }
 
-func TestParseConfig(t *testing.T) {
+func TestParse(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
 		in   string
-		want func(t *testing.T) storage.PolicyConfig
+		want func(t *testing.T) policyfile.Config
 	}{
-		{"example", exampleConfig, func(t *testing.T) storage.PolicyConfig {
-			return storage.PolicyConfig{Default: "free", Policies: []bucket.Policy{
+		{"example", exampleConfig, func(t *testing.T) policyfile.Config {
+			return policyfile.Config{Default: "free", Policies: []bucket.Policy{
 				{Name: "free", Limits: []bucket.Limit{limit(t, "5", "1/3s")}},
 				{Name: "paid", Limits: []bucket.Limit{limit(t, "100", "10/s"), limit(t, "100000", "100000/d")}},
 				{Name: "new-search", Limits: []bucket.Limit{limit(t, "10", "1/s")}, Shadow: true},
 			}}
 		}},
-		{"shorthand, no default", "policies:\n  default:\n    capacity: 5\n    rate: 1/3s\n", func(t *testing.T) storage.PolicyConfig {
-			return storage.PolicyConfig{Policies: []bucket.Policy{
+		{"shorthand, no default", "policies:\n  default:\n    capacity: 5\n    rate: 1/3s\n", func(t *testing.T) policyfile.Config {
+			return policyfile.Config{Policies: []bucket.Policy{
 				{Name: "default", Limits: []bucket.Limit{{Capacity: 5 * tok, Rate: bucket.Every(3 * time.Second)}}},
 			}}
 		}},
@@ -75,20 +73,20 @@ policies:
         rate: 1000/h
       - capacity: 5000
         rate: 5000/7d
-`, func(t *testing.T) storage.PolicyConfig {
-			return storage.PolicyConfig{Policies: []bucket.Policy{{Name: "api", Limits: []bucket.Limit{
+`, func(t *testing.T) policyfile.Config {
+			return policyfile.Config{Policies: []bucket.Policy{{Name: "api", Limits: []bucket.Limit{
 				limit(t, "10", "10/s"), limit(t, "1000", "1000/h"),
 				{Capacity: 5000 * tok, Rate: bucket.Rate{Tokens: 5000 * tok, Per: 7 * 24 * time.Hour}},
 			}}}}
 		}},
-		{"shadow true and false", "policies:\n  a: {capacity: 1, rate: 1/s, shadow: true}\n  b: {capacity: 1, rate: 1/s, shadow: false}\n", func(t *testing.T) storage.PolicyConfig {
-			return storage.PolicyConfig{Policies: []bucket.Policy{
+		{"shadow true and false", "policies:\n  a: {capacity: 1, rate: 1/s, shadow: true}\n  b: {capacity: 1, rate: 1/s, shadow: false}\n", func(t *testing.T) policyfile.Config {
+			return policyfile.Config{Policies: []bucket.Policy{
 				{Name: "a", Limits: []bucket.Limit{limit(t, "1", "1/s")}, Shadow: true},
 				{Name: "b", Limits: []bucket.Limit{limit(t, "1", "1/s")}},
 			}}
 		}},
-		{"default named default, made by the flags", "default: default\npolicies:\n  gold: {capacity: 50, rate: 5/s}\n", func(t *testing.T) storage.PolicyConfig {
-			return storage.PolicyConfig{Default: "default", Policies: []bucket.Policy{
+		{"default named default, made by the flags", "default: default\npolicies:\n  gold: {capacity: 50, rate: 5/s}\n", func(t *testing.T) policyfile.Config {
+			return policyfile.Config{Default: "default", Policies: []bucket.Policy{
 				{Name: "gold", Limits: []bucket.Limit{limit(t, "50", "5/s")}},
 			}}
 		}},
@@ -98,23 +96,23 @@ policies:
   quarter: {capacity: 2.25, rate: 0.000001/s}
   quoted: {capacity: "3", rate: "1/3s"}
   big: {capacity: 1000000000000, rate: 1000000000/s}
-`, func(t *testing.T) storage.PolicyConfig {
-			return storage.PolicyConfig{Policies: []bucket.Policy{
+`, func(t *testing.T) policyfile.Config {
+			return policyfile.Config{Policies: []bucket.Policy{
 				{Name: "tenth", Limits: []bucket.Limit{{Capacity: 100_000, Rate: bucket.Rate{Tokens: tok / 2, Per: 90 * time.Second}}}},
 				{Name: "quarter", Limits: []bucket.Limit{{Capacity: 2_250_000, Rate: bucket.Rate{Tokens: 1, Per: time.Second}}}},
 				{Name: "quoted", Limits: []bucket.Limit{limit(t, "3", "1/3s")}},
 				{Name: "big", Limits: []bucket.Limit{{Capacity: bucket.MaxTokens, Rate: bucket.PerSecond(1e9)}}},
 			}}
 		}},
-		{"names and file order", "policies:\n  z.9_A-b: {capacity: 1, rate: 1/s}\n  " + strings.Repeat("n", 64) + ": {capacity: 2, rate: 2/s}\n  123: {capacity: 3, rate: 3/s}\n", func(t *testing.T) storage.PolicyConfig {
-			return storage.PolicyConfig{Policies: []bucket.Policy{
+		{"names and file order", "policies:\n  z.9_A-b: {capacity: 1, rate: 1/s}\n  " + strings.Repeat("n", 64) + ": {capacity: 2, rate: 2/s}\n  123: {capacity: 3, rate: 3/s}\n", func(t *testing.T) policyfile.Config {
+			return policyfile.Config{Policies: []bucket.Policy{
 				{Name: "z.9_A-b", Limits: []bucket.Limit{limit(t, "1", "1/s")}},
 				{Name: strings.Repeat("n", 64), Limits: []bucket.Limit{limit(t, "2", "2/s")}},
 				{Name: "123", Limits: []bucket.Limit{limit(t, "3", "3/s")}},
 			}}
 		}},
-		{"aliases and a document start", "---\npolicies:\n  a: &std {capacity: 4, rate: 2/s}\n  b: *std\n", func(t *testing.T) storage.PolicyConfig {
-			return storage.PolicyConfig{Policies: []bucket.Policy{
+		{"aliases and a document start", "---\npolicies:\n  a: &std {capacity: 4, rate: 2/s}\n  b: *std\n", func(t *testing.T) policyfile.Config {
+			return policyfile.Config{Policies: []bucket.Policy{
 				{Name: "a", Limits: []bucket.Limit{limit(t, "4", "2/s")}},
 				{Name: "b", Limits: []bucket.Limit{limit(t, "4", "2/s")}},
 			}}
@@ -123,7 +121,7 @@ policies:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := storage.ParseConfig("p.yaml", []byte(tt.in))
+			got, err := policyfile.Parse("p.yaml", []byte(tt.in))
 			require.NoError(t, err)
 			assert.Equal(t, tt.want(t), got)
 			for _, p := range got.Policies {
@@ -141,7 +139,7 @@ type problem struct {
 	msg       string
 }
 
-func TestParseConfigInvalid(t *testing.T) {
+func TestParseInvalid(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
@@ -195,22 +193,30 @@ func TestParseConfigInvalid(t *testing.T) {
 		{"empty file", "", []problem{{0, 0, "", "the file is empty"}}},
 		{"only comments", "# policies: none yet\n\n", []problem{{0, 0, "", "the file is empty"}}},
 		{"only a document start", "---\n", []problem{{2, 1, "", "the file is empty"}}},
+		// A syntax error is placed where the parser stopped, with the line
+		// and column of the construct it was reading when that began
+		// elsewhere: here the flow mapping that line 2 leaves open.
 		{"syntax error", "policies:\n  a: {capacity: 1, rate: 1/s\n  b: {capacity: 1, rate: 1/s}\n",
-			[]problem{{2, 0, "", "YAML syntax: did not find expected ',' or '}'"}}},
-		// yaml.v3 itself says line 1 here: the line before the block that
-		// holds the mistake.
+			[]problem{{3, 4, "", "YAML syntax: did not find expected ',' or '}' (while parsing a flow mapping at line 2, column 6)"}}},
+		// yaml.v3 said line 1 here: the line before the block that holds
+		// the mistake.
 		{"syntax error: a key mis-indented", "policies:\n  a: {capacity: 1,\n     rate: 1/s}\n  b:\n    capacity: 1\n   rate: 1/s\n",
-			[]problem{{6, 0, "", "YAML syntax: did not find expected key"}}},
+			[]problem{{6, 4, "", "YAML syntax: did not find expected key (while parsing a block mapping at line 2, column 3)"}}},
 		{"syntax error after a valid flow mapping across lines", "policies:\n  a: {capacity: 1,\n     rate: 1/s}\n  b: {capacity: 1,\n     rate: 1/s\n  c: {capacity: 1, rate: 1/s}\n",
-			[]problem{{5, 0, "", "YAML syntax: did not find expected ',' or '}'"}}},
+			[]problem{{6, 4, "", "YAML syntax: did not find expected ',' or '}' (while parsing a flow mapping at line 4, column 6)"}}},
 		{"syntax error: unknown alias", "policies:\n  a: {capacity: 1, rate: 1/s}\n  b: *c\n",
-			[]problem{{3, 0, "", "YAML syntax: unknown anchor 'c' referenced"}}},
+			[]problem{{3, 6, "", "YAML syntax: unknown anchor 'c' referenced"}}},
+		// At the end of the file: the line after the last line break.
 		{"syntax error in a second document", "policies:\n  a: {capacity: 1, rate: 1/s}\n---\npolicies: [\n",
-			[]problem{{4, 0, "", "YAML syntax: did not find expected node content"}}},
+			[]problem{{5, 1, "", "YAML syntax: did not find expected node content"}}},
 		{"syntax error: missing colon", "policies:\n  a:\n    capacity 1\n    rate: 1/s\n",
-			[]problem{{4, 0, "", "YAML syntax: mapping values are not allowed in this context"}}},
+			[]problem{{4, 9, "", "YAML syntax: mapping values are not allowed in this context"}}},
 		{"tab indentation", "policies:\n\ta: {capacity: 1, rate: 1/s}\n",
-			[]problem{{2, 0, "", "YAML syntax: found character that cannot start any token"}}},
+			[]problem{{2, 1, "", "YAML syntax: found character that cannot start any token"}}},
+		{"not UTF-8: no position", "policies:\n  a: \"\xff\"\n",
+			[]problem{{0, 0, "", "YAML syntax: invalid leading UTF-8 octet"}}},
+		{"nested too deep", "policies: " + strings.Repeat("[", 10_001) + "\n",
+			[]problem{{1, 10_011, "", "YAML syntax: exceeded max depth of 10000"}}},
 		{"two documents", "policies:\n  a: {capacity: 1, rate: 1/s}\n---\npolicies:\n  b: {capacity: 1, rate: 1/s}\n",
 			[]problem{{3, 1, "", "more than one YAML document"}}},
 		{"limits and capacity both given", "policies:\n  a:\n    capacity: 1\n    rate: 1/s\n    limits:\n      - {capacity: 2, rate: 2/s}\n",
@@ -271,11 +277,11 @@ colour: blue
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := storage.ParseConfig("p.yaml", []byte(tt.in))
+			c, err := policyfile.Parse("p.yaml", []byte(tt.in))
 			require.Error(t, err)
 			assert.Zero(t, c, "no policies from an invalid file")
 			assert.ErrorIs(t, err, bucket.ErrInvalid)
-			var ce *storage.ConfigError
+			var ce *policyfile.Error
 			require.ErrorAs(t, err, &ce)
 			assert.Equal(t, "p.yaml", ce.Name)
 			got := make([]problem, len(ce.Problems))
@@ -293,51 +299,31 @@ colour: blue
 	}
 }
 
-func TestConfigErrorFormat(t *testing.T) {
-	t.Parallel()
-	one := &storage.ConfigError{Name: "p.yaml", Problems: []storage.Problem{
-		{Line: 7, Column: 13, Field: "policies.paid.limits[1].rate", Msg: `rate "100000/x": period "x" is not a duration`},
-	}}
-	assert.Equal(t, `p.yaml:7:13: policies.paid.limits[1].rate: rate "100000/x": period "x" is not a duration`, one.Error())
-
-	many := &storage.ConfigError{Name: "p.yaml", Problems: []storage.Problem{
-		{Msg: "the file is empty"},
-		{Line: 3, Msg: "YAML syntax: bad"},
-		{Line: 4, Column: 2, Field: "policies.a", Msg: "no limits"},
-	}}
-	assert.Equal(t, "p.yaml: 3 problems:\n"+
-		"p.yaml: the file is empty\n"+
-		"p.yaml:3: YAML syntax: bad\n"+
-		"p.yaml:4:2: policies.a: no limits", many.Error())
-
-	unnamed := &storage.ConfigError{Problems: []storage.Problem{{Line: 1, Column: 1, Msg: "bad"}}}
-	assert.Equal(t, "config:1:1: bad", unnamed.Error())
-}
-
-func TestLoadConfig(t *testing.T) {
+func TestLoad(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "policies.yaml")
 	require.NoError(t, os.WriteFile(good, []byte(exampleConfig), 0o600))
-	c, err := storage.LoadConfig(good)
+	c, err := policyfile.Load(good)
 	require.NoError(t, err)
 	assert.Equal(t, "free", c.Default)
 	assert.Len(t, c.Policies, 3)
 
 	bad := filepath.Join(dir, "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("policies:\n  a: {capacity: 0, rate: 1/s}\n"), 0o600))
-	_, err = storage.LoadConfig(bad)
+	_, err = policyfile.Load(bad)
 	require.Error(t, err)
 	assert.Equal(t, bad+":2:17: policies.a.capacity: capacity 0 must be positive", err.Error(), "problems name the file as given")
 
-	_, err = storage.LoadConfig(filepath.Join(dir, "missing.yaml"))
+	_, err = policyfile.Load(filepath.Join(dir, "missing.yaml"))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, fs.ErrNotExist)
+	assert.True(t, strings.HasPrefix(err.Error(), "policyfile: load config: open "+dir), err.Error())
 	assert.Contains(t, err.Error(), "missing.yaml")
 	assert.NotErrorIs(t, err, bucket.ErrInvalid, "a file that cannot be read is not an invalid config")
 }
 
-func TestParseConfigTooManyProblems(t *testing.T) {
+func TestParseTooManyProblems(t *testing.T) {
 	t.Parallel()
 	// Every policy is an alias of the policies mapping itself: a problem
 	// for each of 2000 fields of each of 2000 policies, from 20 kB.
@@ -348,66 +334,21 @@ func TestParseConfigTooManyProblems(t *testing.T) {
 	}
 	b.WriteString("}\n")
 	start := time.Now()
-	_, err := storage.ParseConfig("p.yaml", []byte(b.String()))
+	_, err := policyfile.Parse("p.yaml", []byte(b.String()))
 	elapsed := time.Since(start)
-	var ce *storage.ConfigError
+	var ce *policyfile.Error
 	require.ErrorAs(t, err, &ce)
 	require.Len(t, ce.Problems, 51)
-	assert.Equal(t, storage.Problem{Msg: "too many problems: stopped after 50"}, ce.Problems[50])
+	assert.Equal(t, policyfile.Problem{Msg: "too many problems: stopped after 50"}, ce.Problems[50])
 	assert.Less(t, elapsed, 5*time.Second, "the walk stops at the limit")
 
 	var many strings.Builder
 	for i := range 60 {
 		fmt.Fprintf(&many, "unknown%d: 1\n", i)
 	}
-	_, err = storage.ParseConfig("p.yaml", []byte(many.String()))
+	_, err = policyfile.Parse("p.yaml", []byte(many.String()))
 	require.ErrorAs(t, err, &ce)
 	require.Len(t, ce.Problems, 51)
 	assert.Equal(t, 1, ce.Problems[0].Line)
 	assert.Equal(t, "unknown0", ce.Problems[0].Field)
-}
-
-var fuzzNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
-// FuzzParseConfig checks that any input is either a valid config or a
-// ConfigError with at least one positioned, sorted problem, and never a
-// panic.
-func FuzzParseConfig(f *testing.F) {
-	f.Add([]byte(exampleConfig))
-	f.Add([]byte(""))
-	f.Add([]byte("policies:\n  a: &x {capacity: 1, rate: 1/s}\n  b: *x\n  c: {limits: &l [*l]}\n"))
-	f.Add([]byte("policies:\n  a: {capacity: 0.5, rate: 0.5/1m30s, shadow: true}\n---\n"))
-	f.Add([]byte("default: x\npolicies:\n  x:\n    limits:\n      - {capacity: 1, rate: 1/s}\n      - {capacity: 2}\n"))
-	f.Add([]byte("policies: [\n"))
-	f.Add([]byte("#\n-\n{"))
-	f.Add([]byte("policies:\n  <<: {a: 1}\n  ? [x]\n  : y\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := storage.ParseConfig("f.yaml", data)
-		if err != nil {
-			var ce *storage.ConfigError
-			require.True(t, errors.As(err, &ce), "%T: %v", err, err)
-			require.NotEmpty(t, ce.Problems)
-			require.Zero(t, c)
-			for i, p := range ce.Problems {
-				require.NotEmpty(t, p.Msg)
-				require.GreaterOrEqual(t, p.Line, 0)
-				if i > 0 {
-					require.LessOrEqual(t, ce.Problems[i-1].Line, p.Line, "problems in file order")
-				}
-			}
-			require.NotEmpty(t, err.Error())
-			return
-		}
-		require.NotEmpty(t, c.Policies)
-		names := map[string]bool{}
-		for _, p := range c.Policies {
-			require.NoError(t, p.Validate())
-			require.Regexp(t, fuzzNameRE, p.Name)
-			require.False(t, names[p.Name], "policy %q twice", p.Name)
-			names[p.Name] = true
-		}
-		if c.Default != "" && c.Default != bucket.DefaultPolicy {
-			require.True(t, names[c.Default], "default %q is not a policy", c.Default)
-		}
-	})
 }

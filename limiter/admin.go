@@ -1,0 +1,125 @@
+package limiter
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/storage"
+)
+
+// Reset makes key's bucket under policy full, or every bucket of key (CL.THROTTLE's
+// too) when policy is "". It reports whether one was not full. The error
+// wraps bucket.ErrUnknownPolicy for a policy the server does not have.
+func (l *Limiter) Reset(key, policy string) (bool, error) {
+	ns := storage.AllNamespaces
+	if policy != "" {
+		if _, err := l.policies.Load().resolve(key, policy); err != nil {
+			return false, err
+		}
+		ns = storage.PolicyNS(policy)
+	}
+	return l.store.Reset(ns, key)
+}
+
+// Delete resets every bucket of each key (Redis's DEL) and returns how many
+// keys had one that was not full. A reset whose durability failed is made
+// all the same: Delete goes on with the other keys and returns that error
+// (wrapping bucket.ErrNotDurable) at the end.
+func (l *Limiter) Delete(keys ...string) (int, error) {
+	n := 0
+	var durable error
+	for _, k := range keys {
+		ok, err := l.store.Reset(storage.AllNamespaces, k)
+		if err != nil && !errors.Is(err, bucket.ErrNotDurable) {
+			return n, err
+		}
+		if err != nil && durable == nil {
+			durable = err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, durable
+}
+
+// Set makes key's bucket under policy ("" is the default) hold tokens now,
+// clamped to each limit's capacity: an administrator's grant or drain. It
+// returns a peek at the bucket. The error wraps bucket.ErrUnknownPolicy or
+// bucket.ErrInvalid, or bucket.ErrNotDurable as for Take.
+func (l *Limiter) Set(key, policy string, tokens bucket.Tokens) (bucket.Result, error) {
+	pe, err := l.policies.Load().resolve(key, policy)
+	if err != nil {
+		return bucket.Result{}, err
+	}
+	res := bucket.Result{Policy: pe.public()}
+	if len(pe.Limits) > 1 {
+		res.Limits = make([]bucket.Decision, len(pe.Limits))
+	}
+	res.Decision, err = l.store.Set(storage.PolicyNS(pe.Name), key, pe.Limits, tokens, res.Limits)
+	return res, err
+}
+
+// SetTokens is Set under the default policy, for the Redis front's HSET.
+func (l *Limiter) SetTokens(key string, tokens bucket.Tokens) error {
+	_, err := l.Set(key, "", tokens)
+	return err
+}
+
+// maxKeysPage is the most keys Keys returns at once.
+const maxKeysPage = 10_000
+
+// Keys lists the keys that have a bucket, in byte order: those that start
+// with prefix and sort after after, at most limit (<= 0 means 100, at most
+// 10 000) of them. next is the last key returned when there may be more,
+// else "". Each call reads every key in memory: it is for administrators,
+// not the request path.
+func (l *Limiter) Keys(prefix, after string, limit int) (keys []string, next string, err error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, maxKeysPage)
+	var cursor uint64
+	for {
+		batch, nc, err := l.store.Scan(cursor, 1024)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, k := range batch {
+			if k > after && strings.HasPrefix(k, prefix) {
+				keys = append(keys, k)
+			}
+		}
+		if cursor = nc; cursor == 0 {
+			break
+		}
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys) // a scan may return a key twice
+	if len(keys) > limit {
+		keys = keys[:limit]
+		next = keys[limit-1]
+	}
+	return keys, next, nil
+}
+
+// Scan returns some keys that have a bucket, from cursor on (0 begins),
+// and the cursor to go on from; next == 0 ends. See storage.Store.Scan.
+func (l *Limiter) Scan(cursor uint64, count int) ([]string, uint64, error) {
+	return l.store.Scan(cursor, count)
+}
+
+// Len returns the number of keys that have a bucket that is not full.
+func (l *Limiter) Len() (int, error) { return l.store.Len() }
+
+// FlushAll makes every bucket full (overrides stay).
+func (l *Limiter) FlushAll() error { return l.store.Clear() }
+
+// Save makes every change durable now.
+func (l *Limiter) Save() error { return l.store.Save() }
+
+// LastSave is when every change was last durable.
+func (l *Limiter) LastSave() time.Time { return l.store.LastSave() }

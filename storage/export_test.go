@@ -1,0 +1,118 @@
+package storage
+
+// What the tests of package storage_test see of the engine's insides. They
+// live there, not here, because they use storetest.Clock, and package
+// storetest imports storage.
+
+import (
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/bucketd/bucketd/bucket"
+)
+
+// Disk is what a flush writes through (db.disk), for tests to wrap.
+type Disk = disk
+
+// SetDisk makes db's flushes and override writes go through d, and returns
+// the disk it replaces. It is safe while db runs: it waits for a flush in
+// progress.
+func SetDisk(db *DB, d Disk) Disk {
+	db.flushMu.Lock()
+	defer db.flushMu.Unlock()
+	old := db.disk
+	db.disk = d
+	return old
+}
+
+// Bolt returns db's bbolt file, to read what was committed.
+func Bolt(db *DB) *bolt.DB { return db.bolt }
+
+// The names of the file's bbolt buckets and keys.
+var (
+	PagesName     = pagesName
+	OverridesName = overridesName
+	MetaName      = metaName
+	ClockKey      = clockKey
+	SeedKey       = seedKey
+	FormatKey     = formatKey
+)
+
+const (
+	RecordVersion = recordVersion
+	PagesPerShard = pagesPerShard
+	MaxDrift      = maxDrift
+)
+
+// PageKey is the bbolt key of page id.
+func PageKey(id uint16) []byte { return pageKey(id) }
+
+// PageOf returns the id of the page that holds key in db's file.
+func PageOf(db *DB, key string) uint16 {
+	s, pg := db.table.locate(key)
+	for i := range db.table.shards {
+		if &db.table.shards[i] == s {
+			return uint16(i*pagesPerShard + pg)
+		}
+	}
+	panic("storage: a key outside the table")
+}
+
+// LockShard holds the lock of key's shard until the returned function is
+// called.
+func LockShard(db *DB, key string) (unlock func()) {
+	s, _ := db.table.locate(key)
+	s.mu.Lock()
+	return s.mu.Unlock
+}
+
+// TableLen counts the entries in db's memory, refilled or not.
+func TableLen(db *DB) int {
+	n := 0
+	for i := range db.table.shards {
+		s := &db.table.shards[i]
+		s.mu.Lock()
+		for _, m := range s.m {
+			n += len(m)
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Record is one bucket of a stored record.
+type Record struct {
+	NS      Namespace
+	Limits  []bucket.Limit
+	States  []bucket.State
+	Updated int64
+}
+
+// DecodeRecord decodes a stored record (see encode).
+func DecodeRecord(rec []byte) ([]Record, error) {
+	e, err := decode(rec)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, len(e.subs))
+	for i, s := range e.subs {
+		out[i] = Record{NS: s.ns, Limits: s.limits, States: s.states, Updated: s.updated}
+	}
+	return out, nil
+}
+
+// EncodeRecord encodes rs as a flush stores them.
+func EncodeRecord(rs ...Record) []byte {
+	e := newEntry("")
+	for _, r := range rs {
+		s := e.add(r.NS, r.Limits)
+		copy(s.states, r.States)
+		s.updated = r.Updated
+	}
+	return encode(nil, e)
+}
+
+// DecodePage calls f with each key and record of a stored page.
+func DecodePage(page []byte, f func(key, rec []byte) error) error { return decodePage(page, f) }
+
+// ErrCorrupt is wrapped by every decoding error.
+var ErrCorrupt = errCorrupt
