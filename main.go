@@ -58,6 +58,8 @@ type config struct {
 	rate         bucket.Rate
 	sync         storage.SyncMode
 	syncInterval time.Duration
+	maxLogBytes  int64
+	maxKeys      int
 	logLevel     slog.Level
 	shutdownWait time.Duration
 	configFile   string // the policies file; "" for none
@@ -104,6 +106,8 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 		return err
 	})
 	fs.DurationVar(&c.syncInterval, "sync-interval", time.Second, "how often changes are written with --sync interval")
+	fs.IntVar(&c.maxKeys, "max-keys", 0, "most keys held; at the bound a new key evicts the key closest to full (0: no bound)")
+	fs.Int64Var(&c.maxLogBytes, "max-log-bytes", 256<<20, "the write-ahead log's size at which a checkpoint is made whatever the number of buckets, in `bytes`")
 	fs.Func("log-level", "debug, info, warn or error (default info)", func(s string) error {
 		return c.logLevel.UnmarshalText([]byte(s))
 	})
@@ -143,6 +147,12 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	if envErr != nil {
 		return c, envErr
 	}
+	if c.maxKeys < 0 {
+		return c, fmt.Errorf("--max-keys %d: want 0 (no bound) or more", c.maxKeys)
+	}
+	if c.maxLogBytes <= 0 {
+		return c, fmt.Errorf("--max-log-bytes %d: want a positive number of bytes", c.maxLogBytes)
+	}
 	l := bucket.Limit{Capacity: c.capacity, Rate: c.rate}
 	if err := l.Validate(); err != nil {
 		return c, fmt.Errorf("--capacity %s --rate %s: %w", c.capacity, c.rate, err)
@@ -174,6 +184,8 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	db, err := storage.Open(cfg.data, storage.Options{
 		Sync:         cfg.sync,
 		SyncInterval: cfg.syncInterval,
+		MaxLogBytes:  cfg.maxLogBytes,
+		MaxKeys:      cfg.maxKeys,
 		Logger:       log,
 	})
 	if err != nil {

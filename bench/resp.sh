@@ -18,7 +18,7 @@ bench() { # bench NAME ARGS...: redis-benchmark's requests per second
   shift
   local rps
   rps=$(taskset -c "$LOAD_CPU" redis-benchmark -p "$port" -c 50 -P "$pipe" -r "$keys" -n "$n" -q "$@" |
-    tr '\r' '\n' | awk '/requests per second/ {v=$2} END {print v}')
+    tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1)
   printf '%s\t%s\t%s\n' "$round" "$name" "$rps" | tee -a "$results"
 }
 for round in $(seq "$rounds"); do

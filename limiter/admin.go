@@ -2,6 +2,8 @@ package limiter
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -123,3 +125,26 @@ func (l *Limiter) Save() error { return l.store.Save() }
 
 // LastSave is when every change was last durable.
 func (l *Limiter) LastSave() time.Time { return l.store.LastSave() }
+
+// Backup writes a consistent copy of the store's state, as one data file,
+// to w. The error wraps errors.ErrUnsupported for a store that keeps no
+// file of its own.
+func (l *Limiter) Backup(w io.Writer) error {
+	b, ok := l.store.(interface {
+		Backup(io.Writer) (int64, error)
+	})
+	if !ok {
+		return fmt.Errorf("limiter: backup: %w", errors.ErrUnsupported)
+	}
+	_, err := b.Backup(w)
+	return err
+}
+
+// Evicted returns how many keys the store evicted to stay within its
+// bound on keys (storage.Options.MaxKeys); 0 for a store without one.
+func (l *Limiter) Evicted() uint64 {
+	if e, ok := l.store.(interface{ Evicted() uint64 }); ok {
+		return e.Evicted()
+	}
+	return 0
+}

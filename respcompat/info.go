@@ -72,6 +72,7 @@ func cmdInfo(c *conn, args [][]byte) {
 		"total_connections_received", strconv.FormatUint(s.accepted.Load(), 10),
 		"total_commands_processed", strconv.FormatUint(cmds, 10),
 		"rejected_connections", strconv.FormatUint(s.rejected.Load(), 10),
+		"evicted_keys", strconv.FormatUint(s.store.Evicted(), 10),
 	)
 	// The status of the last write of the data file, whoever made it
 	// (BGSAVE, SAVE or the interval flush).

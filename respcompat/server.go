@@ -52,6 +52,8 @@ type Limiter interface {
 	LastSave() time.Time
 	// Ready returns nil while changes reach the disk, else why not.
 	Ready() error
+	// Evicted returns how many keys were evicted for --max-keys.
+	Evicted() uint64
 	// Policy returns the named policy ("" is the default); the error wraps
 	// bucket.ErrUnknownPolicy for a name the server does not have.
 	Policy(name string) (bucket.Policy, error)

@@ -3,11 +3,17 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/limiter"
+	"github.com/bucketd/bucketd/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -199,4 +205,53 @@ func TestAPIKeysArguments(t *testing.T) {
 	r := do(t, s, "GET", "/v1/buckets", "")
 	assert.Equal(t, 503, r.status)
 	assert.Equal(t, `{"error":"service is shutting down"}`, r.body)
+}
+
+// TestBackupRestores downloads GET /v1/backup while the server serves, and
+// starts a store on the file: every bucket and override is there, as of
+// the download, and takes made after it are not.
+func TestBackupRestores(t *testing.T) {
+	e, s := newServer(t, Config{AdminToken: "s3cret"})
+	e.take(t, "joe", "", 3*bucket.Token)
+	e.take(t, "ann", "api", bucket.Token)
+	_, err := e.lim.Throttle("cell", bucket.Limit{Capacity: 10 * bucket.Token, Rate: bucket.Every(time.Hour)}, 4*bucket.Token)
+	require.NoError(t, err)
+	require.NoError(t, e.lim.SetOverride(bucket.Override{Key: "vip", Policy: "api", Limits: policy10.Limits}))
+
+	assert.Equal(t, http.StatusUnauthorized, get(t, s, "/v1/backup").status, "admin only")
+	r := do(t, s, http.MethodGet, "/v1/backup", "", "Authorization", "Bearer s3cret")
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Equal(t, "application/octet-stream", r.header.Get("Content-Type"))
+	assert.Contains(t, r.header.Get("Content-Disposition"), "bucketd.db")
+	e.take(t, "joe", "", bucket.Token) // after the backup: not in it
+
+	path := filepath.Join(t.TempDir(), "restored.db")
+	require.NoError(t, os.WriteFile(path, []byte(r.body), 0o600))
+	db, err := storage.Open(path, storage.Options{Clock: e.clock})
+	require.NoError(t, err)
+	defer db.Close()
+	lim, err := limiter.New(db, limiter.Options{})
+	require.NoError(t, err)
+	require.NoError(t, lim.SetPolicies(policy10.Name, []bucket.Policy{policy10, policyAPI, policyShadow}))
+	want := map[string]bucket.Tokens{"joe": e.take(t, "joe", "", 0).Remaining + bucket.Token}
+	got, err := lim.Take("joe", "", 0)
+	require.NoError(t, err)
+	assert.Equal(t, want["joe"], got.Remaining, "joe as of the backup")
+	api, err := e.lim.Take("ann", "api", 0)
+	require.NoError(t, err)
+	got, err = lim.Take("ann", "api", 0)
+	require.NoError(t, err)
+	assert.Equal(t, api.Remaining, got.Remaining, "ann under api")
+	d, err := lim.Throttle("cell", bucket.Limit{Capacity: 10 * bucket.Token, Rate: bucket.Every(time.Hour)}, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 6*bucket.Token, d.Remaining, "the CL.THROTTLE bucket")
+	_, ok := lim.Override("vip", "api")
+	assert.True(t, ok, "the override")
+}
+
+// TestBackupOfAClosedStore is 503: nothing to copy from.
+func TestBackupOfAClosedStore(t *testing.T) {
+	e, s := newServer(t, Config{})
+	require.NoError(t, e.db.Close())
+	assert.Equal(t, http.StatusServiceUnavailable, get(t, s, "/v1/backup").status)
 }

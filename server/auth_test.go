@@ -46,7 +46,7 @@ func TestAdminToken(t *testing.T) {
 	// by a take, or lists keys, needs the token.
 	assert.Equal(t, []string{
 		"GET /v1/buckets", "DELETE /v1/buckets/:key", "PUT /v1/buckets/:key/tokens",
-		"GET /v1/overrides", "PUT /v1/overrides/:key", "DELETE /v1/overrides/:key", "POST /v1/reload",
+		"GET /v1/overrides", "PUT /v1/overrides/:key", "DELETE /v1/overrides/:key", "POST /v1/reload", "GET /v1/backup",
 	}, admin)
 	assert.Equal(t, []string{
 		"GET /healthz", "GET /readyz", "GET /", "GET /v1", "GET /v1/openapi.json", "POST /v1/take", "POST /v1/batch",

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -70,6 +71,10 @@ type Limiter interface {
 	// Ready returns nil while the store is open and its changes reach the
 	// disk, else why not: GET /readyz.
 	Ready() error
+	// Save makes every change durable in the data file now (a checkpoint).
+	Save() error
+	// Backup writes a consistent copy of the state, as one data file, to w.
+	Backup(w io.Writer) error
 }
 
 // DefaultMaxKeyLen is the longest key, in bytes once percent-decoded, that a
@@ -231,6 +236,7 @@ func (s *Server) routeTable() []route {
 		{put, "/v1/overrides/:key", admin, s.apiSetOverride},
 		{del, "/v1/overrides/:key", admin, s.apiDeleteOverride},
 		{post, "/v1/reload", admin, s.apiReload},
+		{get, "/v1/backup", admin, s.apiBackup},
 		{get, "/:key", open, s.take}, // the hot path, as it was: no wrapper
 	}
 }

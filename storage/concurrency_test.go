@@ -1,11 +1,12 @@
 package storage_test
 
 import (
+	"bytes"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -102,45 +103,12 @@ func TestShardsAreIndependent(t *testing.T) {
 	assert.True(t, d.Allowed)
 }
 
-// TestSyncAlwaysGroupCommit holds the first commit while 64 takes change
-// their buckets and wait; when it is let go, one more commit carries them
-// all.
-func TestSyncAlwaysGroupCommit(t *testing.T) {
-	c := storetest.NewClock(t0)
-	db := mustOpen(t, storage.Options{Clock: c, Sync: storage.SyncAlways})
-	gate := gateWrites(t, db)
-	before := commits(t, db)
-
-	first := make(chan error, 1)
-	go func() { _, err := db.Take(def, "first", five, tok, nil); first <- err }()
-	await(t, gate.entered, "the first commit")
-
-	const n = 64
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			d, err := db.Take(def, "key:"+itoa(i), five, tok, nil)
-			assert.NoError(t, err)
-			assert.True(t, d.Allowed)
-		})
-	}
-	require.Eventually(t, func() bool { l, err := db.Len(); return err == nil && l == n+1 }, wait, time.Millisecond,
-		"every take has changed its bucket and waits")
-	assert.Empty(t, onDisk(t, db), "nothing is written while the first commit is held")
-	gate.open()
-	require.NoError(t, await(t, first, "the first take"))
-	wg.Wait()
-
-	assert.Equal(t, before+2, commits(t, db), "64 takes, one commit")
-	assert.Len(t, onDisk(t, db), n+1)
-}
-
 // TestSyncAlwaysConcurrent checks, under free scheduling, that every take
-// is on disk when it returns and that takes share commits.
+// is in the log's files when it returns. (That takes share a write and an
+// fdatasync is storage/wal's TestGroupCommitConcurrent.)
 func TestSyncAlwaysConcurrent(t *testing.T) {
 	c := storetest.NewClock(t0)
-	db := mustOpen(t, storage.Options{Clock: c, Sync: storage.SyncAlways})
-	before := commits(t, db)
+	db := mustOpenAt(t, fastDir(t)+"/bucketd.db", storage.Options{Clock: c, Sync: storage.SyncAlways})
 
 	const goroutines, each = 64, 20
 	start := make(chan struct{})
@@ -154,19 +122,24 @@ func TestSyncAlwaysConcurrent(t *testing.T) {
 				if !assert.NoError(t, err) || !assert.True(t, d.Allowed) {
 					return
 				}
-				got, ok := onDiskTokens(db, key, cell)
-				assert.True(t, ok, key)
-				assert.Equal(t, d.Remaining, got, "%s is durable when Take returns", key)
+				rec, ok := storage.JournalOf(db, cell, key) // what this take wrote
+				if !assert.True(t, ok, key) {
+					return
+				}
+				frames, err := logFrames(db)
+				if !assert.NoError(t, err) {
+					return
+				}
+				assert.True(t, slices.ContainsFunc(frames, func(f frame) bool { return bytes.Equal(f.payload, rec) }),
+					"%s with %s tokens is in the log when Take returns", key, d.Remaining)
 			}
 		})
 	}
 	close(start)
 	wg.Wait()
-
-	n := commits(t, db) - before
-	t.Logf("%d takes, %d commits", goroutines*each, n)
-	assert.Less(t, n, goroutines*each, "concurrent takes share commits")
-	assert.Positive(t, n)
+	want := buckets(t, db)
+	require.Len(t, want, goroutines)
+	assert.Equal(t, want, afterCrash(t, db, c.Wall()))
 }
 
 // TestCloseWhileTaking closes the DB under concurrent takes: every take

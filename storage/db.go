@@ -16,6 +16,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/bucketd/bucketd/storage/wal"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
@@ -63,7 +65,20 @@ type Options struct {
 	Clock Clock
 	// Logger receives warnings and background flush errors; nil discards.
 	Logger *slog.Logger
+	// MaxKeys bounds the keys held in memory; 0 means no bound. At the
+	// bound, a new key evicts the key closest to full (of a sample), in
+	// the new key's shard: each of the 256 shards holds at most
+	// ceil(MaxKeys/256) keys, so the store holds at most MaxKeys rounded
+	// up to a multiple of 256, and may evict a little before MaxKeys when
+	// one shard fills first.
+	MaxKeys int
+	// MaxLogBytes caps the write-ahead log: a checkpoint is due when the
+	// log outgrows the live state or this cap; 0 means 256 MiB.
+	MaxLogBytes int64
 }
+
+// defaultMaxLogBytes is the cap of the log when Options.MaxLogBytes is 0.
+const defaultMaxLogBytes = 256 << 20
 
 // Errors of Open.
 var (
@@ -85,10 +100,25 @@ var (
 	// clockKey holds the offset from the timeline of the pages' instants
 	// to wall time, as of the flush that wrote it: int64 ns, little-endian.
 	clockKey = []byte("clock")
+	// checkpointKey holds the first sequence number of the write-ahead log
+	// that the pages do not hold: uint64, little-endian.
+	checkpointKey = []byte("checkpoint")
 )
 
-// fileFormat is the layout of the file, stored in meta: pages of pageCount.
-const fileFormat = 1
+// The layouts of the file, stored in meta. Format 1 is pages of pageCount
+// alone, written whole at every flush. Format 2 is the same pages as a
+// checkpoint, with a write-ahead log beside the file (the directory
+// <file>.wal) that holds every change since the checkpoint's sequence
+// number (meta "checkpoint"). A file of format 1 is migrated on open; a
+// file of a format this code does not know is refused and never written.
+const (
+	formatPages = 1
+	fileFormat  = 2
+)
+
+// ErrNewerFormat is returned by Open for a data file written by a newer
+// bucketd, in a format this one cannot read. The file is not modified.
+var ErrNewerFormat = errors.New("written by a newer bucketd")
 
 // DB is the embedded engine: a Store in memory, persisted in bbolt. Open
 // one with Open; Close it when done.
@@ -113,18 +143,27 @@ type DB struct {
 	log       *slog.Logger
 	sync      SyncMode
 	every     time.Duration
-	closed    atomic.Bool
+	maxLog    int64
+	// maxPerShard is each shard's share of Options.MaxKeys; 0 for none.
+	maxPerShard int
+	evicted     atomic.Uint64
+	closed      atomic.Bool
+
+	wal        *wal.Log
+	walDir     string
+	checkpoint uint64       // the log's first seq the pages do not hold, as loaded; guarded by flushMu after Open
+	pageBytes  []int32      // each page's size in the file; guarded by flushMu
+	liveBytes  atomic.Int64 // the sum of pageBytes: the size of the live state on disk
 
 	interned  sync.Map // bucket.Limit -> []bucket.Limit of it; see limits
 	internedN atomic.Int64
 	lastSave  atomic.Int64          // wall Unix ns of the last successful flush
-	health    atomic.Pointer[error] // the last flush's failure; nil when it succeeded
+	health    atomic.Pointer[error] // the last checkpoint's failure; nil when it succeeded
+	logErr    atomic.Pointer[error] // the last write of the log's failure; nil when it succeeded
 
-	flushMu sync.Mutex // serializes flushes and override writes, so disk writes stay in order
-	arena   []byte     // the pages of the last flush, reused; guarded by flushMu
-	// savedOffset is the wall offset the file holds; guarded by flushMu.
-	savedOffset int64
-	writes      []pageWrite // the same
+	flushMu sync.Mutex  // serializes flushes and override writes, so disk writes stay in order
+	arena   []byte      // the pages of the last flush, reused; guarded by flushMu
+	writes  []pageWrite // the same
 
 	mu        sync.Mutex // guards pending, finalized and finalErr
 	pending   *flushWait // the flush that will carry changes made now
@@ -155,37 +194,85 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
 	}
+	if opts.MaxLogBytes <= 0 {
+		opts.MaxLogBytes = defaultMaxLogBytes
+	}
 	if opts.Clock == nil {
 		opts.Clock = SystemClock()
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	bdb, seed, err := openBolt(path, opts.LockTimeout)
+	bdb, seed, migrated, err := openBolt(path, opts.LockTimeout)
 	if err != nil {
 		return nil, err
 	}
 	db := &DB{
-		bolt:      bdb,
-		disk:      bdb,
-		table:     newTable(seed),
-		clock:     opts.Clock,
-		epochWall: opts.Clock.Wall().UnixNano(),
-		epochMono: opts.Clock.Mono(),
-		log:       opts.Logger,
-		sync:      opts.Sync,
-		every:     opts.SyncInterval,
-		kick:      make(chan struct{}, 1),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
+		bolt:        bdb,
+		disk:        bdb,
+		table:       newTable(seed),
+		clock:       opts.Clock,
+		epochWall:   opts.Clock.Wall().UnixNano(),
+		epochMono:   opts.Clock.Mono(),
+		log:         opts.Logger,
+		sync:        opts.Sync,
+		every:       opts.SyncInterval,
+		maxLog:      opts.MaxLogBytes,
+		maxPerShard: (max(opts.MaxKeys, 0) + shardCount - 1) / shardCount,
+		walDir:      path + ".wal",
+		kick:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	if migrated {
+		db.log.Info("storage: migrated the data file from format 1 (pages) to format 2 (pages and a write-ahead log)",
+			"file", path, "wal", db.walDir)
 	}
 	if err := db.load(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.openLog(); err != nil {
 		bdb.Close()
 		return nil, err
 	}
 	db.lastSave.Store(db.clock.Wall().UnixNano())
 	go db.flusher()
 	return db, nil
+}
+
+// openLog replays the write-ahead log from the checkpoint's sequence number
+// into the table, then opens it for appending.
+func (db *DB) openLog() error {
+	next := db.checkpoint
+	if next == 0 {
+		next = 1
+	}
+	if _, err := os.Stat(db.walDir); err == nil {
+		n := 0
+		last, err := wal.Replay(db.walDir, next, func(_ uint64, p []byte) error {
+			n++
+			return db.replayRecord(p)
+		}, db.log)
+		if err != nil {
+			return fmt.Errorf("storage: replay %s: %w", db.walDir, err)
+		}
+		db.log.Debug("storage: replayed the write-ahead log", "records", n, "from", next, "last", last)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("storage: write-ahead log: %w", err)
+	} else if db.checkpoint > 1 {
+		db.log.Warn("storage: no write-ahead log beside the data file: starting from its checkpoint (a backup copy, or a log removed by hand)",
+			"wal", db.walDir)
+	}
+	if err := os.MkdirAll(db.walDir, 0o700); err != nil {
+		return fmt.Errorf("storage: write-ahead log: %w", err)
+	}
+	l, err := wal.Open(db.walDir, wal.Options{NextSeq: next, Logger: db.log})
+	if err != nil {
+		return fmt.Errorf("storage: open %s: %w", db.walDir, err)
+	}
+	db.wal = l
+	return nil
 }
 
 // now returns the current instant on the DB's timeline, in ns: the wall
@@ -202,91 +289,105 @@ func (db *DB) wallOffset() int64 {
 // wallAt returns the wall time of the instant t.
 func (db *DB) wallAt(t int64) time.Time { return time.Unix(0, t+db.wallOffset()) }
 
-func openBolt(path string, timeout time.Duration) (*bolt.DB, uint64, error) {
+func openBolt(path string, timeout time.Duration) (*bolt.DB, uint64, bool, error) {
 	name := path // as the operator gave it
 	if dir := filepath.Dir(path); dir != "" {
 		if fi, err := os.Stat(dir); err != nil {
-			return nil, 0, fmt.Errorf("storage: data directory: %w", err)
+			return nil, 0, false, fmt.Errorf("storage: data directory: %w", err)
 		} else if !fi.IsDir() {
-			return nil, 0, fmt.Errorf("storage: data directory %s is not a directory", dir)
+			return nil, 0, false, fmt.Errorf("storage: data directory %s is not a directory", dir)
 		}
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
-		return nil, 0, fmt.Errorf("storage: %s is %w: it is empty (0 bytes), as a start that failed on a full disk leaves it; remove it to start with no buckets", name, ErrNotDatabase)
+		return nil, 0, false, fmt.Errorf("storage: %s is %w: it is empty (0 bytes), as a start that failed on a full disk leaves it; remove it to start with no buckets", name, ErrNotDatabase)
 	}
 	// The freelist is rebuilt at open rather than written at every commit:
 	// commits are what --sync always waits for.
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, 0, fmt.Errorf("storage: %s is %w", name, ErrInUse)
+		return nil, 0, false, fmt.Errorf("storage: %s is %w", name, ErrInUse)
 	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
 		errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrInvalidMapping):
-		return nil, 0, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
+		return nil, 0, false, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
 	case err != nil:
 		if strings.Contains(err.Error(), "file size too small") {
-			return nil, 0, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
+			return nil, 0, false, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
 		}
-		return nil, 0, fmt.Errorf("storage: open %s: %w", path, err)
+		return nil, 0, false, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	var seed uint64
+	var migrated bool
 	err = bdb.Update(func(tx *bolt.Tx) (err error) {
-		seed, err = prepare(tx)
+		seed, migrated, err = prepare(tx)
 		return err
 	})
 	if err != nil {
 		bdb.Close()
-		if errors.Is(err, ErrNotDatabase) {
-			return nil, 0, fmt.Errorf("storage: %s is %w", name, err)
+		if errors.Is(err, ErrNotDatabase) || errors.Is(err, ErrNewerFormat) {
+			return nil, 0, false, fmt.Errorf("storage: %s is %w", name, err)
 		}
-		return nil, 0, fmt.Errorf("storage: open %s: %w", path, err)
+		return nil, 0, false, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	return bdb, seed, nil
+	return bdb, seed, migrated, nil
 }
 
 // prepare creates bucketd's bbolt buckets in a new file, or checks them in
-// an old one, and returns the file's hash seed.
-func prepare(tx *bolt.Tx) (uint64, error) {
+// an old one, and returns the file's hash seed; migrated reports that the
+// file was of format 1 and is now of format 2.
+func prepare(tx *bolt.Tx) (seed uint64, migrated bool, err error) {
 	meta := tx.Bucket(metaName)
 	if meta == nil {
 		other := false
 		if err := tx.ForEach(func([]byte, *bolt.Bucket) error { other = true; return nil }); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		if other {
-			return 0, fmt.Errorf("%w (a bbolt file of some other program)", ErrNotDatabase)
+			return 0, false, fmt.Errorf("%w (a bbolt file of some other program)", ErrNotDatabase)
 		}
-		var err error
 		if meta, err = tx.CreateBucket(metaName); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		var seed [8]byte
 		if _, err := rand.Read(seed[:]); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		if err := meta.Put(seedKey, seed[:]); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		if err := meta.Put(formatKey, []byte{fileFormat}); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
-	if f := meta.Get(formatKey); len(f) != 1 || f[0] != fileFormat {
-		return 0, fmt.Errorf("%w (unknown format %x)", ErrNotDatabase, f)
+	// Check everything before writing anything: a refused file is never
+	// modified.
+	f := meta.Get(formatKey)
+	switch {
+	case len(f) == 1 && f[0] > fileFormat:
+		return 0, false, fmt.Errorf("%w (format %d; this bucketd reads formats %d and %d): upgrade bucketd", ErrNewerFormat, f[0], formatPages, fileFormat)
+	case len(f) != 1 || f[0] < formatPages:
+		return 0, false, fmt.Errorf("%w (unknown format %x)", ErrNotDatabase, f)
 	}
-	seed := meta.Get(seedKey)
-	if len(seed) != 8 {
-		return 0, fmt.Errorf("%w (bad seed)", ErrNotDatabase)
+	sb := meta.Get(seedKey)
+	if len(sb) != 8 {
+		return 0, false, fmt.Errorf("%w (bad seed)", ErrNotDatabase)
 	}
+	seed = binary.LittleEndian.Uint64(sb)
 	for _, name := range [][]byte{pagesName, overridesName} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			if errors.Is(err, bolterrors.ErrIncompatibleValue) {
-				return 0, fmt.Errorf("%w (%v)", ErrNotDatabase, err)
+				return 0, false, fmt.Errorf("%w (%v)", ErrNotDatabase, err)
 			}
-			return 0, err
+			return 0, false, err
 		}
 	}
-	return binary.LittleEndian.Uint64(seed), nil
+	if f[0] == formatPages { // every bucket is in the pages: the log starts empty
+		if err := meta.Put(formatKey, []byte{fileFormat}); err != nil {
+			return 0, false, err
+		}
+		migrated = true
+	}
+	return seed, migrated, nil
 }
 
 // load reads every stored bucket into the table, moving its instants onto
@@ -302,10 +403,15 @@ func (db *DB) load() error {
 		if v := tx.Bucket(metaName).Get(clockKey); len(v) == 8 {
 			shift = int64(binary.LittleEndian.Uint64(v))
 		}
-		// The file holds instants of the last run's timeline until the
-		// first flush rewrites them with this run's offset.
-		db.savedOffset = shift
+		if v := tx.Bucket(metaName).Get(checkpointKey); len(v) == 8 {
+			db.checkpoint = binary.LittleEndian.Uint64(v)
+		}
+		db.pageBytes = make([]int32, pageCount)
 		return tx.Bucket(pagesName).ForEach(func(id, page []byte) error {
+			if len(id) == 2 && int(binary.BigEndian.Uint16(id)) < pageCount {
+				db.pageBytes[binary.BigEndian.Uint16(id)] = int32(len(page))
+				db.liveBytes.Add(int64(len(page)))
+			}
 			err := decodePage(page, func(k, rec []byte) error {
 				e, err := decode(rec)
 				if err != nil {
@@ -323,6 +429,9 @@ func (db *DB) load() error {
 						s.markLocked(pg)
 					} else {
 						b.fullAt = now + int64(d)
+						if b.fullAt < now { // saturate, as touch does
+							b.fullAt = 1<<63 - 1
+						}
 					}
 				}
 				if len(e.subs) == 0 {

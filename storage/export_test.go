@@ -40,7 +40,6 @@ var (
 const (
 	RecordVersion = recordVersion
 	PagesPerShard = pagesPerShard
-	MaxDrift      = maxDrift
 )
 
 // PageKey is the bbolt key of page id.
@@ -116,3 +115,62 @@ func DecodePage(page []byte, f func(key, rec []byte) error) error { return decod
 
 // ErrCorrupt is wrapped by every decoding error.
 var ErrCorrupt = errCorrupt
+
+// CheckpointKey is the meta key of the log's first seq the pages do not hold.
+var CheckpointKey = checkpointKey
+
+// The file formats.
+const (
+	FormatPages = formatPages
+	FileFormat  = fileFormat
+)
+
+// WALDir returns the directory of db's write-ahead log.
+func WALDir(db *DB) string { return db.walDir }
+
+// WALSize returns the bytes of db's log, with the records not yet written.
+func WALSize(db *DB) int64 { return db.wal.Size() }
+
+// WALLastSeq returns the seq of the last record appended to db's log.
+func WALLastSeq(db *DB) uint64 { return db.wal.LastSeq() }
+
+// ReplayRecord replays the journal record p into db's table, as Open does.
+// It takes no shard lock (Open runs alone): db must not be in use.
+func ReplayRecord(db *DB, p []byte) error { return db.replayRecord(p) }
+
+// JournalPut returns the journal record of key's bucket r, as a change
+// writes it; r's instants are wall time.
+func JournalPut(key string, r Record) []byte {
+	e := newEntry(key)
+	s := e.add(r.NS, r.Limits)
+	copy(s.states, r.States)
+	s.updated = r.Updated
+	return appendPut(nil, key, s, 0)
+}
+
+// JournalDelete returns the journal record of a reset of key in ns.
+func JournalDelete(key string, ns Namespace) []byte { return appendDelete(nil, key, ns) }
+
+// JournalDeleteKey returns the journal record of a reset of every bucket of key.
+func JournalDeleteKey(key string) []byte { return appendDeleteKey(nil, key) }
+
+// JournalClear returns the journal record of a Clear.
+func JournalClear() []byte { return []byte{opClear} }
+
+// JournalOf returns the journal record that a change of (ns, key)'s bucket
+// would write now, as it is in db's memory (refilled or not); false if
+// there is no such bucket in memory.
+func JournalOf(db *DB, ns Namespace, key string) ([]byte, bool) {
+	s, pg := db.table.locate(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.get(pg, key)
+	if e == nil {
+		return nil, false
+	}
+	b := e.find(ns)
+	if b == nil {
+		return nil, false
+	}
+	return appendPut(nil, key, b, db.wallOffset()), true
+}

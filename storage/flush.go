@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,11 +15,6 @@ import (
 // refilled. Until then a full bucket waits in memory, answering as full:
 // every read treats it as absent.
 const sweepEvery = 5 * time.Second
-
-// maxDrift is how far the wall clock may drift from the timeline before a
-// flush with no changed page writes the offset anyway: a restart may be off
-// by that much of refill.
-const maxDrift = int64(time.Millisecond)
 
 // maxBackoff is the longest wait between retries of a failing flush.
 const maxBackoff = 30 * time.Second
@@ -39,6 +35,7 @@ func (db *DB) flusher() {
 	defer close(db.done)
 	ticksPerSweep := max(1, int(sweepEvery/db.every))
 	ticks, failures := 0, 0
+	var hold time.Duration // after failures, checkpoints wait until the clock's Mono reaches it
 	tick := db.clock.After(db.every)
 	for {
 		sweep, timed := false, false
@@ -58,41 +55,65 @@ func (db *DB) flusher() {
 			sweep = true
 		}
 		db.mu.Unlock()
-		err := db.flush(sweep)
+		// The log is written every interval, whatever the backoff: only
+		// checkpoints back off.
+		err := db.flush(sweep, w != nil, w != nil || db.clock.Mono() >= hold)
 		if w != nil {
 			w.err = err
 			close(w.done)
 		}
-		wait := db.every
-		rearm := timed || err != nil
 		switch {
 		case err != nil:
 			failures++
-			wait = min(db.every<<min(failures, 16), maxBackoff)
+			wait := min(db.every<<min(failures, 16), maxBackoff)
+			hold = db.clock.Mono() + wait
 			db.log.Error("storage: flush failed; changes stay in memory and will be retried",
 				"failures", failures, "retry_in", wait, "err", err)
-		case failures > 0:
+		case failures > 0 && db.health.Load() == nil && db.logErr.Load() == nil:
 			db.log.Info("storage: flush recovered", "failures", failures)
-			failures = 0
-			rearm = true // the interval from now, not what is left of the backoff
+			failures, hold = 0, 0
 		}
-		if rearm {
-			tick = db.clock.After(wait)
+		if timed { // the next interval counts from the end of this flush
+			tick = db.clock.After(db.every)
 		}
 	}
 }
 
-// durable returns nil under SyncInterval. Under SyncAlways it waits until a
-// flush that starts after this call has written every change made before
-// it, and returns its failure wrapped in bucket.ErrNotDurable.
-func (db *DB) durable() error {
-	if db.sync != SyncAlways {
-		return nil
+// journalLocked appends the record p of a change to the write-ahead log
+// and returns its sequence number; the shard whose change it is must be
+// locked, so that the log holds a key's changes in the order they were
+// made. It does no I/O.
+func (db *DB) journalLocked(p []byte) (uint64, error) {
+	return db.wal.Append(p)
+}
+
+// durable returns nil under SyncInterval, where the flusher writes the log
+// every interval. Under SyncAlways it returns once the record seq (and every
+// one before it) is on disk: takes that arrive together share one write and
+// one fdatasync. A failure wraps bucket.ErrNotDurable; the record stays in
+// the log's memory, and a later write carries it.
+func (db *DB) durable(seq uint64, err error) error {
+	if err == nil && db.sync == SyncAlways {
+		err = db.wal.Sync(seq)
+		db.noteLog(err)
 	}
-	if err := db.waitFlush(false); err != nil {
+	if err != nil {
 		return fmt.Errorf("%w: %w", bucket.ErrNotDurable, err)
 	}
 	return nil
+}
+
+// noteLog records the outcome of a write of the log for Health.
+func (db *DB) noteLog(err error) {
+	if err != nil {
+		err = fmt.Errorf("storage: write-ahead log: %w", err)
+		db.logErr.Store(&err)
+		return
+	}
+	if db.logErr.Load() != nil {
+		db.logErr.Store(nil)
+	}
+	db.lastSave.Store(db.clock.Wall().UnixNano())
 }
 
 // waitFlush waits until a flush that starts after this call has written
@@ -131,18 +152,70 @@ type pageWrite struct {
 // pages in key order.
 func pageKey(id uint16) []byte { return []byte{byte(id >> 8), byte(id)} }
 
-// flush writes every changed page in one transaction, with the timeline's
-// offset to wall time, after dropping the buckets that have refilled if
-// sweep is set. Shard locks are held only while pages are copied out, never
-// during the write. On failure the pages stay dirty, to be written by the
-// next flush, and Health reports the failure until a flush succeeds.
-func (db *DB) flush(sweep bool) error {
+// flush writes the log's pending records and syncs them. With force, after
+// a failed checkpoint (this is its retry), or when the log has outgrown
+// the live state (or Options.MaxLogBytes), it then makes a checkpoint;
+// otherwise, with sweep, it drops from memory the buckets that have
+// refilled.
+func (db *DB) flush(sweep, force, checkpoints bool) error {
+	err := db.wal.Flush()
+	db.noteLog(err)
+	if err != nil {
+		return err
+	}
+	if !checkpoints {
+		if sweep {
+			db.sweep()
+		}
+		return nil
+	}
+	size := db.wal.Size()
+	if force || db.health.Load() != nil || size > max(db.liveBytes.Load(), min(minCheckpointLog, db.maxLog)) || size > db.maxLog {
+		return db.checkpointNow(sweep)
+	}
+	if sweep {
+		db.sweep()
+	}
+	return nil
+}
+
+// minCheckpointLog is the size the log may reach before a checkpoint
+// however small the live state.
+const minCheckpointLog = 4 << 20
+
+// sweep drops the buckets that have refilled from memory, one shard at a
+// time, and marks their pages for the next checkpoint. No record is
+// written: a refilled bucket is absent however it is read or replayed.
+func (db *DB) sweep() {
+	for i := range db.table.shards {
+		s := &db.table.shards[i]
+		s.mu.Lock()
+		s.sweepLocked(db.now())
+		s.mu.Unlock()
+	}
+}
+
+// checkpointNow writes every changed page into bbolt in one transaction,
+// with the timeline's offset to wall time and the log's first sequence
+// number that the pages do not hold, then deletes the log's segments that
+// the pages hold. The log is rotated first, so every record before the
+// new segment is a change the pages then hold (a change made later may be
+// in both: replaying it changes nothing). Shard locks are held only while
+// pages are copied out, never during the write. On failure the pages stay
+// dirty and the log keeps every segment, to be written by the next
+// checkpoint, and Health reports the failure until one succeeds.
+func (db *DB) checkpointNow(sweep bool) error {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
+	next, err := db.wal.Rotate()
+	db.noteLog(err)
+	if err != nil {
+		return err
+	}
 	writes := db.writes[:0]
 	arena := db.arena[:0]
-	defer func() { // keep the buffers for the next flush, unless one was huge
-		if cap(arena) <= 64<<20 {
+	defer func() { // keep the buffers for the next checkpoint, unless one was huge
+		if cap(arena) <= 4<<20 {
 			db.arena, db.writes = arena[:0], writes[:0]
 		}
 	}()
@@ -163,18 +236,15 @@ func (db *DB) flush(sweep bool) error {
 		s.dirty = 0
 		s.mu.Unlock()
 	}
-	wall := db.clock.Wall().UnixNano()
 	off := db.wallOffset()
-	drift := off - db.savedOffset
-	// The offset is written with the pages; alone, only when it moved by
-	// more than the drift of a slewing clock, or when the DB closes.
-	if len(writes) == 0 && db.health.Load() == nil && (drift == 0 || !db.closed.Load() && drift > -maxDrift && drift < maxDrift) {
-		db.lastSave.Store(wall)
-		return nil
-	}
 	offset := binary.LittleEndian.AppendUint64(nil, uint64(off))
-	err := db.disk.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(metaName).Put(clockKey, offset); err != nil {
+	seq := binary.LittleEndian.AppendUint64(nil, next)
+	err = db.disk.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(metaName)
+		if err := meta.Put(clockKey, offset); err != nil {
+			return err
+		}
+		if err := meta.Put(checkpointKey, seq); err != nil {
 			return err
 		}
 		b := tx.Bucket(pagesName)
@@ -192,19 +262,26 @@ func (db *DB) flush(sweep bool) error {
 		return nil
 	})
 	if err != nil {
-		for _, w := range writes { // keep them for the next flush
+		for _, w := range writes { // keep them for the next checkpoint
 			s := &db.table.shards[int(w.id)/pagesPerShard]
 			s.mu.Lock()
 			s.markLocked(int(w.id) % pagesPerShard)
 			s.mu.Unlock()
 		}
-		err = fmt.Errorf("storage: flush: %w", err)
+		err = fmt.Errorf("storage: checkpoint: %w", err)
 		db.health.Store(&err)
 		return err
 	}
-	db.savedOffset = off
+	for _, w := range writes {
+		n := int32(w.end - w.off)
+		db.liveBytes.Add(int64(n - db.pageBytes[w.id]))
+		db.pageBytes[w.id] = n
+	}
+	db.checkpoint = next
 	db.health.Store(nil)
-	db.lastSave.Store(wall)
+	if err := db.wal.RemoveBefore(next); err != nil {
+		db.log.Warn("storage: could not remove the log segments a checkpoint holds; they are kept", "err", err)
+	}
 	return nil
 }
 
@@ -219,12 +296,17 @@ func (db *DB) Close() error {
 		db.mu.Lock()
 		w := db.pending
 		db.pending = nil
-		err := db.flush(true)
+		err := db.flush(true, true, true)
 		db.finalized, db.finalErr = true, err
 		db.mu.Unlock()
 		if w != nil {
 			w.err = err
 			close(w.done)
+		}
+		// The log is closed even when the checkpoint failed: it holds
+		// every change, and the next Open replays it.
+		if cerr := db.wal.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("storage: close: %w", cerr)
 		}
 		if cerr := db.bolt.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("storage: close: %w", cerr)
@@ -251,6 +333,9 @@ func (db *DB) Health() error {
 	if db.closed.Load() {
 		return bucket.ErrClosed
 	}
+	if p := db.logErr.Load(); p != nil {
+		return fmt.Errorf("%w: %w", bucket.ErrNotDurable, *p)
+	}
 	if p := db.health.Load(); p != nil {
 		return fmt.Errorf("%w: %w", bucket.ErrNotDurable, *p)
 	}
@@ -259,3 +344,22 @@ func (db *DB) Health() error {
 
 // LastSave implements Store.
 func (db *DB) LastSave() time.Time { return time.Unix(0, db.lastSave.Load()) }
+
+// Backup writes a consistent copy of the state, as one data file, to w: it
+// makes a checkpoint, then copies the file as of that checkpoint in a read
+// transaction, while takes go on. Starting bucketd on the copy (without a
+// log beside it) restores every bucket and override as of the checkpoint.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	if err := db.Save(); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("storage: backup: %w", err)
+	}
+	return n, nil
+}

@@ -283,19 +283,25 @@ func (d *faultyDisk) Update(f func(*bolt.Tx) error) error {
 }
 
 // gateDisk is the DB's disk, whose next write waits, once entered, until
-// the test opens the gate.
+// the test opens the gate: before its commit, or after it with afterCommit.
 type gateDisk struct {
-	next    storage.Disk
-	armed   atomic.Bool
-	entered chan struct{} // receives when a write waits at the gate
-	gate    chan struct{} // closed to let it through
-	open    func()
+	next        storage.Disk
+	afterCommit bool
+	armed       atomic.Bool
+	entered     chan struct{} // receives when a write waits at the gate
+	gate        chan struct{} // closed to let it through
+	open        func()
 }
 
-// gateWrites puts a gateDisk under db; the gate opens at the end of the test
-// at the latest, before db closes.
-func gateWrites(t testing.TB, db *storage.DB) *gateDisk {
-	d := &gateDisk{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+// gateWrites puts a gateDisk under db that stops the next write before its
+// commit; the gate opens at the end of the test at the latest, before db
+// closes.
+func gateWrites(t testing.TB, db *storage.DB) *gateDisk { return gateAt(t, db, false) }
+
+// gateAt puts a gateDisk under db that stops the next write before its
+// commit, or after it.
+func gateAt(t testing.TB, db *storage.DB, afterCommit bool) *gateDisk {
+	d := &gateDisk{afterCommit: afterCommit, entered: make(chan struct{}, 1), gate: make(chan struct{})}
 	d.open = sync.OnceFunc(func() { close(d.gate) })
 	d.armed.Store(true)
 	d.next = storage.SetDisk(db, d)
@@ -304,11 +310,19 @@ func gateWrites(t testing.TB, db *storage.DB) *gateDisk {
 }
 
 func (d *gateDisk) Update(f func(*bolt.Tx) error) error {
-	if d.armed.CompareAndSwap(true, false) {
-		d.entered <- struct{}{}
-		<-d.gate
+	if !d.armed.CompareAndSwap(true, false) {
+		return d.next.Update(f)
 	}
-	return d.next.Update(f)
+	var err error
+	if d.afterCommit {
+		err = d.next.Update(f)
+	}
+	d.entered <- struct{}{}
+	<-d.gate
+	if !d.afterCommit {
+		err = d.next.Update(f)
+	}
+	return err
 }
 
 // wait is the bound of every wait for another goroutine: reached only when

@@ -42,15 +42,23 @@ func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.
 		s.mu.Unlock()
 		return d, nil // nothing changed
 	}
-	db.putLocked(s, pg, e, b, ns, key, limits, states, t, d.ResetAfter)
+	if e == nil {
+		if err := db.makeRoomLocked(s); err != nil {
+			s.mu.Unlock()
+			return d, db.durable(0, err)
+		}
+	}
+	nb := db.putLocked(s, pg, e, b, ns, key, limits, states, t, d.ResetAfter)
+	s.buf = appendPut(s.buf[:0], key, nb, db.wallOffset())
+	seq, err := db.journalLocked(s.buf)
 	s.mu.Unlock()
-	return d, db.durable()
+	return d, db.durable(seq, err)
 }
 
 // putLocked stores states under limits as (ns, key)'s bucket, changed at the
 // instant t and full untilFull later; e and b are the key's entry and the
 // bucket, when they exist. s.mu must be held.
-func (db *DB) putLocked(s *shard, pg int, e *entry, b *sub, ns Namespace, key string, limits []bucket.Limit, states []bucket.State, t int64, untilFull time.Duration) {
+func (db *DB) putLocked(s *shard, pg int, e *entry, b *sub, ns Namespace, key string, limits []bucket.Limit, states []bucket.State, t int64, untilFull time.Duration) *sub {
 	if e == nil {
 		e = newOwnedEntry(key) // key may point into a request buffer
 		s.m[pg][e.key] = e
@@ -62,8 +70,8 @@ func (db *DB) putLocked(s *shard, pg int, e *entry, b *sub, ns Namespace, key st
 	}
 	copy(b.states, states)
 	b.touch(t, untilFull)
-	e.cached = false
 	s.markLocked(pg)
+	return b
 }
 
 // Peek implements Store.
@@ -137,15 +145,21 @@ func (db *DB) Set(ns Namespace, key string, limits []bucket.Limit, tokens bucket
 			}
 			s.markLocked(pg)
 		}
+		s.buf = appendDelete(s.buf[:0], key, ns)
 	default:
 		var b *sub
 		if e != nil {
 			b = e.find(ns)
+		} else if err := db.makeRoomLocked(s); err != nil {
+			s.mu.Unlock()
+			return d, db.durable(0, err)
 		}
-		db.putLocked(s, pg, e, b, ns, key, limits, states, t, d.ResetAfter)
+		nb := db.putLocked(s, pg, e, b, ns, key, limits, states, t, d.ResetAfter)
+		s.buf = appendPut(s.buf[:0], key, nb, db.wallOffset())
 	}
+	seq, err := db.journalLocked(s.buf)
 	s.mu.Unlock()
-	return d, db.durable()
+	return d, db.durable(seq, err)
 }
 
 // Reset implements Store.
@@ -175,16 +189,25 @@ func (db *DB) Reset(ns Namespace, key string) (bool, error) {
 			delete(s.m[pg], key)
 		}
 	}
-	if changed {
-		s.markLocked(pg)
-	}
-	s.mu.Unlock()
-	if !existed {
-		// Only full buckets went, which every read already took as
-		// absent: nothing to wait for (the next flush writes it).
+	if !changed {
+		s.mu.Unlock()
 		return false, nil
 	}
-	return true, db.durable()
+	s.markLocked(pg)
+	if !existed {
+		// Only full buckets went, which every read and every replay
+		// already takes as absent: nothing to write.
+		s.mu.Unlock()
+		return false, nil
+	}
+	if ns == AllNamespaces {
+		s.buf = appendDeleteKey(s.buf[:0], key)
+	} else {
+		s.buf = appendDelete(s.buf[:0], key, ns)
+	}
+	seq, err := db.journalLocked(s.buf)
+	s.mu.Unlock()
+	return true, db.durable(seq, err)
 }
 
 // Namespaces implements Store.
@@ -259,23 +282,32 @@ func (db *DB) Len() (int, error) {
 	return n, nil
 }
 
-// Clear implements Store. It empties each shard under its own lock, one at
-// a time, and marks every page changed: the disk is written afterwards,
-// with no shard lock held, by a flush (waited for under SyncAlways).
+// Clear implements Store. It locks every shard (in order) while it empties
+// them and appends its record, so that the log orders it exactly among the
+// takes; no disk I/O happens under the locks.
 func (db *DB) Clear() error {
+	for i := range db.table.shards {
+		db.table.shards[i].mu.Lock()
+	}
+	unlock := func() {
+		for i := range db.table.shards {
+			db.table.shards[i].mu.Unlock()
+		}
+	}
 	if db.closed.Load() {
+		unlock()
 		return bucket.ErrClosed
 	}
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
-		s.mu.Lock()
 		for _, m := range s.m {
 			clear(m)
 		}
 		s.dirty = 1<<pagesPerShard - 1
-		s.mu.Unlock()
 	}
-	return db.durable()
+	seq, err := db.journalLocked([]byte{opClear})
+	unlock()
+	return db.durable(seq, err)
 }
 
 // checkArgs refuses what no bucket can be: a bad namespace, a key bbolt

@@ -150,6 +150,95 @@ func TestScanReturnsEachKeyOnce(t *testing.T) {
 	assert.Zero(t, next)
 }
 
+func TestOverridesAreDurableOnReturn(t *testing.T) {
+	c := storetest.NewClock(t0)
+	path := filepath.Join(t.TempDir(), "bucketd.db")
+	db := mustOpenAt(t, path, testOptions(c)) // only Save and Close flush buckets
+	stored := func() map[string][]byte {
+		out := map[string][]byte{}
+		require.NoError(t, storage.Bolt(db).View(func(tx *bolt.Tx) error {
+			return tx.Bucket(storage.OverridesName).ForEach(func(k, v []byte) error {
+				out[string(k)] = bytes.Clone(v)
+				return nil
+			})
+		}))
+		return out
+	}
+	require.NoError(t, db.PutOverride(storage.Override{NS: gold, Key: "joe", Limits: two}))
+	got := stored()
+	require.Contains(t, got, "gold\x00joe", "on disk when PutOverride returns")
+	rs, err := storage.DecodeRecord(got["gold\x00joe"])
+	require.NoError(t, err)
+	assert.Equal(t, two, rs[0].Limits)
+
+	require.NoError(t, db.PutOverride(storage.Override{NS: def, Key: "ann", Limits: five}))
+	require.NoError(t, db.DeleteOverride(gold, "joe"))
+	assert.Equal(t, []string{"default\x00ann"}, keysOf(stored()), "gone when DeleteOverride returns")
+
+	// An unreadable override is skipped, with a warning.
+	require.NoError(t, db.Close())
+	bdb, err := bolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, bdb.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(storage.OverridesName)
+		if err := b.Put([]byte("no-separator"), storage.EncodeRecord(storage.Record{NS: def, Limits: five, States: make([]bucket.State, 1)})); err != nil {
+			return err
+		}
+		return b.Put([]byte("default\x00bad"), []byte("garbage"))
+	}))
+	require.NoError(t, bdb.Close())
+	var logs logBuffer
+	opts := testOptions(c)
+	opts.Logger = logs.logger()
+	db = mustOpenAt(t, path, opts)
+	os, err := db.Overrides()
+	require.NoError(t, err)
+	assert.Equal(t, []storage.Override{{NS: def, Key: "ann", Limits: five}}, os)
+	assert.Equal(t, 2, strings.Count(logs.String(), "skipping unreadable override"))
+}
+
+func keysOf[V any](m map[string]V) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+func TestOverrideKeys(t *testing.T) {
+	db := mustOpen(t, testOptions(storetest.NewClock(t0)))
+	long := strings.Repeat("k", bolt.MaxKeySize-len("gold")-1)
+	tests := []struct {
+		name    string
+		ns      storage.Namespace
+		key     string
+		wantErr error
+	}{
+		{"longest key with the policy name", gold, long, nil},
+		{"a byte longer", gold, long + "k", bucket.ErrInvalid},
+		{"a NUL in the key", gold, "a\x00b", nil},
+		{"a NUL in the policy name", storage.PolicyNS("a\x00b"), "k", bucket.ErrInvalid},
+		{"a policy name starting with NUL", storage.PolicyNS("\x00b"), "k", bucket.ErrInvalid},
+	}
+	for _, tt := range tests {
+		err := db.PutOverride(storage.Override{NS: tt.ns, Key: tt.key, Limits: five})
+		assert.ErrorIs(t, err, tt.wantErr, tt.name)
+		if tt.wantErr != nil {
+			assert.NotErrorIs(t, err, bucket.ErrNotDurable, tt.name)
+		}
+		if tt.name == "a byte longer" {
+			assert.Contains(t, err.Error(), fmt.Sprintf("want at most %d bytes", len(long)))
+		}
+	}
+	os, err := db.Overrides()
+	require.NoError(t, err)
+	var got []string
+	for _, o := range os {
+		got = append(got, fmt.Sprintf("%q/%d bytes", o.NS.Name, len(o.Key)))
+	}
+	assert.ElementsMatch(t, []string{fmt.Sprintf("%q/%d bytes", "gold", len(long)), `"gold"/3 bytes`}, got, "read back as written")
+}
+
 func TestKeyLimits(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -1,7 +1,6 @@
 package storage_test
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -23,33 +22,27 @@ func TestSyncIntervalWritesOnlyOnFlush(t *testing.T) {
 	c := storetest.NewClock(t0)
 	path := filepath.Join(t.TempDir(), "bucketd.db")
 	db := mustOpenAt(t, path, testOptions(c))
-	before := commits(t, db)
 
 	take(t, db, def, "a", five, tok)
 	take(t, db, cell, "b", five, 2*tok)
-	assert.Empty(t, onDisk(t, db), "a take does not touch the disk")
-	assert.Equal(t, before, commits(t, db))
+	assert.Empty(t, afterCrash(t, db, c.Wall()), "a take does not touch the disk")
 
 	c.Advance(time.Second)
 	require.NoError(t, db.Save())
-	recs := onDisk(t, db)
-	assert.Len(t, recs, 2)
-	assert.Equal(t, 4*tok, diskTokens(t, recs, "a", def))
-	assert.Equal(t, 3*tok, diskTokens(t, recs, "b", cell))
-	assert.Equal(t, before+1, commits(t, db), "one flush is one commit")
+	want := buckets(t, db)
+	require.Len(t, want, 2)
+	assert.Equal(t, want, afterCrash(t, db, c.Wall()))
+	assert.Equal(t, want, inPages(t, db, c.Wall()), "Save makes a checkpoint")
 	assert.Equal(t, t0.Add(time.Second), db.LastSave())
 
 	c.Advance(time.Second)
-	require.NoError(t, db.Save())
-	assert.Equal(t, before+1, commits(t, db), "a flush with nothing to write commits nothing")
-	assert.Equal(t, t0.Add(2*time.Second), db.LastSave(), "but everything is saved")
-
+	want = buckets(t, db)
 	take(t, db, def, "a", five, 3*tok)
-	assert.Equal(t, 4*tok, diskTokens(t, onDisk(t, db), "a", def), "the disk keeps the flushed state until the next flush")
+	assert.Equal(t, want, afterCrash(t, db, c.Wall()), "a crash keeps the last flush's state until the next flush")
 
 	require.NoError(t, db.Close())
-	recs = fileRecords(t, path)
-	assert.Equal(t, 4*tok+2*tok/3-3*tok, diskTokens(t, recs, "a", def), "Close makes a final flush")
+	recs := fileRecords(t, path)
+	assert.Equal(t, 4*tok+2*tok/3-3*tok, diskTokens(t, recs, "a", def), "Close makes a final checkpoint")
 
 	db = mustOpenAt(t, path, testOptions(c))
 	assert.Equal(t, 2, dbLen(t, db))
@@ -59,59 +52,41 @@ func TestSyncIntervalWritesOnlyOnFlush(t *testing.T) {
 	assert.Equal(t, t0.Add(2*time.Second), snap.UpdatedAt)
 }
 
+// TestSyncAlwaysDurableOnReturn: under SyncAlways, once a change returns a
+// crash keeps it.
 func TestSyncAlwaysDurableOnReturn(t *testing.T) {
 	c := storetest.NewClock(t0)
 	db := mustOpen(t, storage.Options{Clock: c, Sync: storage.SyncAlways, SyncInterval: time.Hour})
 
-	type key struct {
-		key string
-		ns  storage.Namespace
-	}
 	steps := []struct {
 		name string
 		do   func() error
-		want map[key]bucket.Tokens // tokens on disk after the call returns
+		want map[bk]bucket.Tokens // what a crash keeps after the call returns
 	}{
 		{"take", func() error { _, err := db.Take(def, "a", slow, tok, nil); return err },
-			map[key]bucket.Tokens{{"a", def}: 4 * tok}},
+			map[bk]bucket.Tokens{{def, "a"}: 4 * tok}},
 		{"take cell", func() error { _, err := db.Take(cell, "b", hundred, 10*tok, nil); return err },
-			map[key]bucket.Tokens{{"a", def}: 4 * tok, {"b", cell}: 90 * tok}},
+			map[bk]bucket.Tokens{{def, "a"}: 4 * tok, {cell, "b"}: 90 * tok}},
 		{"take again", func() error { _, err := db.Take(def, "a", slow, 2*tok, nil); return err },
-			map[key]bucket.Tokens{{"a", def}: 2 * tok, {"b", cell}: 90 * tok}},
+			map[bk]bucket.Tokens{{def, "a"}: 2 * tok, {cell, "b"}: 90 * tok}},
 		{"give back", func() error { _, err := db.Take(def, "a", slow, -tok, nil); return err },
-			map[key]bucket.Tokens{{"a", def}: 3 * tok, {"b", cell}: 90 * tok}},
+			map[bk]bucket.Tokens{{def, "a"}: 3 * tok, {cell, "b"}: 90 * tok}},
 		{"set", func() error { _, err := db.Set(gold, "a", slow, tok, nil); return err },
-			map[key]bucket.Tokens{{"a", def}: 3 * tok, {"a", gold}: tok, {"b", cell}: 90 * tok}},
+			map[bk]bucket.Tokens{{def, "a"}: 3 * tok, {gold, "a"}: tok, {cell, "b"}: 90 * tok}},
 		{"reset", func() error { _, err := db.Reset(cell, "b"); return err },
-			map[key]bucket.Tokens{{"a", def}: 3 * tok, {"a", gold}: tok}},
+			map[bk]bucket.Tokens{{def, "a"}: 3 * tok, {gold, "a"}: tok}},
 		{"set to full", func() error { _, err := db.Set(gold, "a", slow, 5*tok, nil); return err },
-			map[key]bucket.Tokens{{"a", def}: 3 * tok}},
-		{"clear", db.Clear, map[key]bucket.Tokens{}},
+			map[bk]bucket.Tokens{{def, "a"}: 3 * tok}},
+		{"reset of a key", func() error { _, err := db.Reset(storage.AllNamespaces, "a"); return err },
+			map[bk]bucket.Tokens{}},
+		{"take after", func() error { _, err := db.Take(def, "c", slow, tok, nil); return err },
+			map[bk]bucket.Tokens{{def, "c"}: 4 * tok}},
+		{"clear", db.Clear, map[bk]bucket.Tokens{}},
 	}
 	for _, s := range steps {
 		require.NoError(t, s.do(), s.name)
-		got := map[key]bucket.Tokens{}
-		for k, v := range onDisk(t, db) {
-			rs, err := storage.DecodeRecord(v)
-			require.NoError(t, err)
-			for _, r := range rs {
-				got[key{k, r.NS}] = r.States[0].Tokens
-			}
-		}
-		assert.Equal(t, s.want, got, s.name)
+		assert.Equal(t, s.want, remaining(afterCrash(t, db, c.Wall())), s.name)
 	}
-
-	// What changes nothing writes nothing.
-	take(t, db, def, "a", slow, tok)
-	before := commits(t, db)
-	d := take(t, db, def, "a", slow, 5*tok)
-	require.False(t, d.Allowed)
-	take(t, db, def, "a", slow, 0)
-	take(t, db, def, "new", slow, -tok) // give to a full bucket
-	_, err := db.Reset(def, "nope")
-	require.NoError(t, err)
-	peek(t, db, def, "a")
-	assert.Equal(t, before, commits(t, db))
 }
 
 func TestCloseFlushesAndReopenLoads(t *testing.T) {
@@ -214,6 +189,22 @@ func TestLoadRefillsForDowntime(t *testing.T) {
 			assert.Equal(t, t0, snap.UpdatedAt)
 		})
 	}
+}
+
+// TestLoadKeepsBucketsFullInCenturies: a bucket so slow that it is full
+// only in centuries (past the largest instant) is loaded from the pages,
+// not taken for full.
+func TestLoadKeepsBucketsFullInCenturies(t *testing.T) {
+	c := storetest.NewClock(t0)
+	path := filepath.Join(t.TempDir(), "bucketd.db")
+	db := mustOpenAt(t, path, testOptions(c))
+	take(t, db, def, "k", slow, 5*tok) // a micro-token an hour: full in 570 years
+	want := buckets(t, db)
+	require.Equal(t, time.Duration(1<<63-1), want[bk{def, "k"}].ResetAfter, "saturated")
+	require.NoError(t, db.Close())
+
+	db = mustOpenAt(t, path, testOptions(c))
+	assert.Equal(t, want, buckets(t, db))
 }
 
 func TestRefilledBucketsAreDropped(t *testing.T) {
@@ -332,95 +323,6 @@ func TestCorruptRecordsAreSkipped(t *testing.T) {
 	recsNow := onDisk(t, db)
 	assert.Equal(t, bucket.Tokens(0), diskTokens(t, recsNow, "bad-version", def))
 	assert.Equal(t, bucket.Tokens(0), diskTokens(t, recsNow, "good", def))
-}
-
-func TestOverridesAreDurableOnReturn(t *testing.T) {
-	c := storetest.NewClock(t0)
-	path := filepath.Join(t.TempDir(), "bucketd.db")
-	db := mustOpenAt(t, path, testOptions(c)) // only Save and Close flush buckets
-	stored := func() map[string][]byte {
-		out := map[string][]byte{}
-		require.NoError(t, storage.Bolt(db).View(func(tx *bolt.Tx) error {
-			return tx.Bucket(storage.OverridesName).ForEach(func(k, v []byte) error {
-				out[string(k)] = bytes.Clone(v)
-				return nil
-			})
-		}))
-		return out
-	}
-	require.NoError(t, db.PutOverride(storage.Override{NS: gold, Key: "joe", Limits: two}))
-	got := stored()
-	require.Contains(t, got, "gold\x00joe", "on disk when PutOverride returns")
-	rs, err := storage.DecodeRecord(got["gold\x00joe"])
-	require.NoError(t, err)
-	assert.Equal(t, two, rs[0].Limits)
-
-	require.NoError(t, db.PutOverride(storage.Override{NS: def, Key: "ann", Limits: five}))
-	require.NoError(t, db.DeleteOverride(gold, "joe"))
-	assert.Equal(t, []string{"default\x00ann"}, keysOf(stored()), "gone when DeleteOverride returns")
-
-	// An unreadable override is skipped, with a warning.
-	require.NoError(t, db.Close())
-	bdb, err := bolt.Open(path, 0o600, nil)
-	require.NoError(t, err)
-	require.NoError(t, bdb.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(storage.OverridesName)
-		if err := b.Put([]byte("no-separator"), storage.EncodeRecord(storage.Record{NS: def, Limits: five, States: make([]bucket.State, 1)})); err != nil {
-			return err
-		}
-		return b.Put([]byte("default\x00bad"), []byte("garbage"))
-	}))
-	require.NoError(t, bdb.Close())
-	var logs logBuffer
-	opts := testOptions(c)
-	opts.Logger = logs.logger()
-	db = mustOpenAt(t, path, opts)
-	os, err := db.Overrides()
-	require.NoError(t, err)
-	assert.Equal(t, []storage.Override{{NS: def, Key: "ann", Limits: five}}, os)
-	assert.Equal(t, 2, strings.Count(logs.String(), "skipping unreadable override"))
-}
-
-func keysOf[V any](m map[string]V) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	return ks
-}
-
-func TestOverrideKeys(t *testing.T) {
-	db := mustOpen(t, testOptions(storetest.NewClock(t0)))
-	long := strings.Repeat("k", bolt.MaxKeySize-len("gold")-1)
-	tests := []struct {
-		name    string
-		ns      storage.Namespace
-		key     string
-		wantErr error
-	}{
-		{"longest key with the policy name", gold, long, nil},
-		{"a byte longer", gold, long + "k", bucket.ErrInvalid},
-		{"a NUL in the key", gold, "a\x00b", nil},
-		{"a NUL in the policy name", storage.PolicyNS("a\x00b"), "k", bucket.ErrInvalid},
-		{"a policy name starting with NUL", storage.PolicyNS("\x00b"), "k", bucket.ErrInvalid},
-	}
-	for _, tt := range tests {
-		err := db.PutOverride(storage.Override{NS: tt.ns, Key: tt.key, Limits: five})
-		assert.ErrorIs(t, err, tt.wantErr, tt.name)
-		if tt.wantErr != nil {
-			assert.NotErrorIs(t, err, bucket.ErrNotDurable, tt.name)
-		}
-		if tt.name == "a byte longer" {
-			assert.Contains(t, err.Error(), fmt.Sprintf("want at most %d bytes", len(long)))
-		}
-	}
-	os, err := db.Overrides()
-	require.NoError(t, err)
-	var got []string
-	for _, o := range os {
-		got = append(got, fmt.Sprintf("%q/%d bytes", o.NS.Name, len(o.Key)))
-	}
-	assert.ElementsMatch(t, []string{fmt.Sprintf("%q/%d bytes", "gold", len(long)), `"gold"/3 bytes`}, got, "read back as written")
 }
 
 // v1Record is a record as the first format wrote it (version 1): no

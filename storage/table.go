@@ -25,11 +25,6 @@ type entry struct {
 	subs  []*sub
 	first sub     // the first bucket, allocated with the entry
 	arr   [1]*sub // backing array of subs for one bucket
-	// rec is the stored form of the entry (see encode) when cached is
-	// set: a flush copies it instead of encoding again. Every change
-	// clears cached.
-	rec    []byte
-	cached bool
 }
 
 // sub is one bucket: its namespace, the limits it was last changed under
@@ -85,7 +80,6 @@ func (e *entry) add(ns Namespace, limits []bucket.Limit) *sub {
 	s.ns = ns
 	s.setLimits(limits)
 	e.subs = append(e.subs, s)
-	e.cached = false
 	return s
 }
 
@@ -94,7 +88,6 @@ func (e *entry) remove(ns Namespace) bool {
 	for i, s := range e.subs {
 		if s.ns == ns {
 			e.subs = slices.Delete(e.subs, i, i+1)
-			e.cached = false
 			return true
 		}
 	}
@@ -126,8 +119,9 @@ const pageCount = shardCount * pagesPerShard
 type shard struct {
 	mu sync.Mutex // guards m and dirty
 	m  [pagesPerShard]map[string]*entry
-	// dirty has bit i set when page i changed since the last flush.
+	// dirty has bit i set when page i changed since the last checkpoint.
 	dirty uint16
+	buf   []byte   // the journal record being appended, reused
 	_     [64]byte // keep shards on separate cache lines
 }
 
@@ -248,7 +242,6 @@ func (s *shard) sweepLocked(t int64) (dropped int) {
 			for i := 0; i < len(e.subs); {
 				if b := e.subs[i]; !b.liveAt(t) {
 					e.subs = slices.Delete(e.subs, i, i+1)
-					e.cached = false
 					changed = true
 					continue
 				}
@@ -274,12 +267,12 @@ func (s *shard) appendPage(b []byte, pg int) []byte {
 	for k, e := range s.m[pg] {
 		b = binary.AppendUvarint(b, uint64(len(k)))
 		b = append(b, k...)
-		if !e.cached {
-			e.rec = encode(e.rec[:0], e)
-			e.cached = true
-		}
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(e.rec)))
-		b = append(b, e.rec...)
+		// The record is encoded in place, after a length to fill in: a
+		// checkpoint is rare enough that no entry keeps its encoding.
+		at := len(b)
+		b = append(b, 0, 0, 0, 0)
+		b = encode(b, e)
+		binary.LittleEndian.PutUint32(b[at:], uint32(len(b)-at-4))
 	}
 	return b
 }

@@ -273,9 +273,13 @@ func (l *logTail) wait(t *testing.T, re *regexp.Regexp) []string {
 			}
 		}
 		eof, changed := l.eof, l.changed
+		var last string // the end of the log, to say why it ended
+		if eof {
+			last = strings.Join(l.lines[max(0, len(l.lines)-20):], "\n")
+		}
 		l.mu.Unlock()
 		if eof {
-			t.Fatalf("bucketd's log ended before a line matching %q", re)
+			t.Fatalf("bucketd's log ended before a line matching %q; it ends:\n%s", re, last)
 		}
 		select {
 		case <-changed:
