@@ -58,10 +58,6 @@ func (db *DB) flusher() {
 		// The log is written every interval, whatever the backoff: only
 		// checkpoints back off.
 		err := db.flush(sweep, w != nil, w != nil || db.clock.Mono() >= hold)
-		if w != nil {
-			w.err = err
-			close(w.done)
-		}
 		switch {
 		case err != nil:
 			failures++
@@ -72,6 +68,10 @@ func (db *DB) flusher() {
 		case failures > 0 && db.health.Load() == nil && db.logErr.Load() == nil:
 			db.log.Info("storage: flush recovered", "failures", failures)
 			failures, hold = 0, 0
+		}
+		if w != nil { // after the backoff is set: a waiter may move the clock next
+			w.err = err
+			close(w.done)
 		}
 		if timed { // the next interval counts from the end of this flush
 			tick = db.clock.After(db.every)
