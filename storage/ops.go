@@ -14,16 +14,10 @@ var _ Store = (*DB)(nil)
 
 // Take implements Store. key must be 1 to 32768 bytes (bbolt's limit).
 func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {
-	if err := checkArgs(ns, key, limits, each); err != nil {
+	s, pg, t, err := db.lockKey(ns, key, limits, each)
+	if err != nil {
 		return bucket.Decision{}, err
 	}
-	s, pg := db.table.locate(key)
-	s.mu.Lock()
-	if db.closed.Load() {
-		s.mu.Unlock()
-		return bucket.Decision{}, bucket.ErrClosed
-	}
-	t := db.now()
 	now := time.Unix(0, t)
 	e := s.get(pg, key)
 	var b *sub
@@ -74,6 +68,22 @@ func (db *DB) putLocked(s *shard, pg int, e *entry, b *sub, ns Namespace, key st
 	return b
 }
 
+// lockKey checks the arguments of a change of (ns, key), locks key's shard
+// and returns it, the key's page and the instant now. On an error nothing
+// is locked.
+func (db *DB) lockKey(ns Namespace, key string, limits []bucket.Limit, each []bucket.Decision) (*shard, int, int64, error) {
+	if err := checkArgs(ns, key, limits, each); err != nil {
+		return nil, 0, 0, err
+	}
+	s, pg := db.table.locate(key)
+	s.mu.Lock()
+	if db.closed.Load() {
+		s.mu.Unlock()
+		return nil, 0, 0, bucket.ErrClosed
+	}
+	return s, pg, db.now(), nil
+}
+
 // Peek implements Store.
 func (db *DB) Peek(ns Namespace, key string, limits []bucket.Limit) (bucket.Snapshot, bool, error) {
 	if limits != nil {
@@ -119,16 +129,10 @@ func (db *DB) Peek(ns Namespace, key string, limits []bucket.Limit) (bucket.Snap
 
 // Set implements Store.
 func (db *DB) Set(ns Namespace, key string, limits []bucket.Limit, tokens bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {
-	if err := checkArgs(ns, key, limits, each); err != nil {
+	s, pg, t, err := db.lockKey(ns, key, limits, each)
+	if err != nil {
 		return bucket.Decision{}, err
 	}
-	s, pg := db.table.locate(key)
-	s.mu.Lock()
-	if db.closed.Load() {
-		s.mu.Unlock()
-		return bucket.Decision{}, bucket.ErrClosed
-	}
-	t := db.now()
 	now := time.Unix(0, t)
 	var buf [bucket.MaxLimits]bucket.State
 	states := buf[:len(limits)]
