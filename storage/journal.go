@@ -140,12 +140,18 @@ func (t *table) clear() {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		for _, m := range s.m {
-			clear(m)
-		}
-		s.dirty = 1<<pagesPerShard - 1
+		s.clearLocked()
 		s.mu.Unlock()
 	}
+}
+
+// clearLocked empties s and marks every page of it changed. s.mu must be
+// held.
+func (s *shard) clearLocked() {
+	for _, m := range s.m {
+		clear(m)
+	}
+	s.dirty = 1<<pagesPerShard - 1
 }
 
 // appendStr appends a uvarint length and s.

@@ -43,7 +43,7 @@ func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.
 		}
 	}
 	nb := db.putLocked(s, pg, e, b, ns, key, limits, states, t, d.ResetAfter)
-	s.buf = appendPut(s.buf[:0], key, nb, db.wallOffset())
+	s.buf = appendPut(s.buf[:0], key, nb, db.clock.Wall().UnixNano()-t) // the wall offset, from the instant already read
 	seq, err := db.journalLocked(s.buf)
 	s.mu.Unlock()
 	return d, db.durable(seq, err)
@@ -159,7 +159,7 @@ func (db *DB) Set(ns Namespace, key string, limits []bucket.Limit, tokens bucket
 			return d, db.durable(0, err)
 		}
 		nb := db.putLocked(s, pg, e, b, ns, key, limits, states, t, d.ResetAfter)
-		s.buf = appendPut(s.buf[:0], key, nb, db.wallOffset())
+		s.buf = appendPut(s.buf[:0], key, nb, db.clock.Wall().UnixNano()-t) // the wall offset, from the instant already read
 	}
 	seq, err := db.journalLocked(s.buf)
 	s.mu.Unlock()
@@ -303,11 +303,7 @@ func (db *DB) Clear() error {
 		return bucket.ErrClosed
 	}
 	for i := range db.table.shards {
-		s := &db.table.shards[i]
-		for _, m := range s.m {
-			clear(m)
-		}
-		s.dirty = 1<<pagesPerShard - 1
+		db.table.shards[i].clearLocked()
 	}
 	seq, err := db.journalLocked([]byte{opClear})
 	unlock()
