@@ -3,7 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/bucketd/bucketd/bucket"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -82,7 +84,7 @@ func limiterError(err error, policy, invalidField string) error {
 
 // sendJSON answers 200 with v in JSON.
 func sendJSON(c *fiber.Ctx, v any) error {
-	b, err := json.Marshal(v)
+	b, err := stdjson.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("server: encode %T: %w", v, err)
 	}
@@ -110,22 +112,27 @@ type amount struct {
 	set  bool // present and not null
 }
 
-func (a *amount) UnmarshalJSON(b []byte) error {
-	switch {
-	case len(b) == 0 || string(b) == "null":
-		*a = amount{}
-	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+func (a *amount) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	switch k := dec.PeekKind(); k {
+	case 'n', '"', '0':
+		tok, err := dec.ReadToken()
+		if err != nil {
 			return err
 		}
-		*a = amount{text: s, set: true}
-	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
-		*a = amount{text: string(b), set: true}
-	default: // the decoder fills in the field
-		return &json.UnmarshalTypeError{Value: jsonValueKind(b[0]), Type: reflect.TypeFor[amount]()}
+		*a = amount{}
+		if k != 'n' {
+			*a = amount{text: tok.String(), set: true}
+		}
+		return nil
+	case 0: // invalid JSON: let the decoder say why
+		_, err := dec.ReadToken()
+		return err
+	default: // consume the value; the decoder fills in where
+		if err := dec.SkipValue(); err != nil {
+			return err
+		}
+		return &json.SemanticError{JSONKind: k, GoType: reflect.TypeFor[amount]()}
 	}
-	return nil
 }
 
 // parse returns the amount, or a 400 naming field, the path of the amount
@@ -138,48 +145,79 @@ func (a amount) parse(field string) (bucket.Tokens, error) {
 	return t, nil
 }
 
-// decode reads the JSON object body into v, strictly: no unknown field, no
-// value of the wrong type, nothing after the object. Its error is a 400
-// that names the field at fault, as a path below at ("takes[3].cost").
+// decode reads the JSON object body into v, strictly: field names match
+// exactly (case-sensitive), and an unknown field, a duplicate field, a value
+// of the wrong type, invalid UTF-8 or anything after the object is an
+// error. Its error is a 400 that names the field at fault, as a path below
+// at ("takes[3].cost"). Every /v1 body goes through it.
+//
+// encoding/json cannot do this (it matches names case-insensitively and
+// keeps the last of duplicates); go-json-experiment/json, the encoding/json/v2
+// to be, does it by default.
 func decode(body []byte, v any, at string) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err := json.Unmarshal(body, v, json.RejectUnknownMembers(true))
 	if err == nil {
-		if _, err := dec.Token(); err != io.EOF {
-			return &inputError{status: fiber.StatusBadRequest, field: at,
-				msg: "malformed JSON: more data after the object"}
-		}
 		return nil
 	}
 	bad := func(field, msg string) error {
 		return &inputError{status: fiber.StatusBadRequest, field: field, msg: msg}
 	}
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
+	var se *json.SemanticError
+	var sx *jsontext.SyntacticError
 	switch {
-	case err == io.EOF:
+	case len(bytes.TrimSpace(body)) == 0:
 		return bad(at, "request body is empty: want a JSON object")
+	case errors.As(err, &sx): // before SemanticError, which may wrap one
+		field := join(at, pointerPath(sx.JSONPointer))
+		switch {
+		case errors.Is(sx.Err, jsontext.ErrDuplicateName):
+			name := sx.JSONPointer.LastToken()
+			return bad(field, "duplicate field "+strconv.Quote(name))
+		case errors.Is(sx.Err, io.ErrUnexpectedEOF):
+			return bad(at, "malformed JSON: unexpected end of input")
+		case strings.Contains(sx.Err.Error(), "after top-level value"):
+			return bad(at, "malformed JSON: more data after the object")
+		}
+		return bad(at, "malformed JSON at byte "+strconv.FormatInt(sx.ByteOffset, 10)+": "+
+			strings.TrimPrefix(sx.Err.Error(), "jsontext: "))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return bad(at, "malformed JSON: unexpected end of input")
 	case errors.As(err, &se):
-		return bad(at, "malformed JSON at byte "+strconv.FormatInt(se.Offset, 10)+": "+se.Error())
-	case errors.As(err, &te):
-		field := join(at, te.Field)
-		name := leaf(field)
-		if name == "" {
-			name = "request body"
+		field := join(at, pointerPath(se.JSONPointer))
+		if errors.Is(se.Err, json.ErrUnknownName) {
+			return bad(field, "unknown field "+strconv.Quote(se.JSONPointer.LastToken()))
 		}
-		got, _, _ := strings.Cut(te.Value, " ") // "number -5" is a number
-		return bad(field, name+" must be "+jsonTypeName(te.Type)+", not "+article(got))
-	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		if n, err := strconv.Unquote(name); err == nil {
-			name = n
+		if se.GoType != nil && se.JSONKind != 0 {
+			name := leaf(field)
+			if name == "" {
+				name = "request body"
+			}
+			return bad(field, name+" must be "+jsonTypeName(se.GoType)+", not "+kindNoun(se.JSONKind))
 		}
-		return bad(join(at, name), "unknown field "+strconv.Quote(name))
+		if se.Err != nil {
+			return bad(field, "malformed JSON: "+se.Err.Error())
+		}
 	}
 	return bad(at, "malformed JSON: "+err.Error())
+}
+
+// pointerPath turns a JSON pointer ("/takes/3/cost") into a field path
+// ("takes[3].cost"): a token of digits is an array index. The bodies have
+// no object member named by digits that is not an unknown field, whose
+// name the caller takes from the pointer itself.
+func pointerPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if tok != "" && strings.Trim(tok, "0123456789") == "" && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
 }
 
 // join returns the field path field below at.
@@ -206,6 +244,9 @@ func jsonTypeName(t reflect.Type) string {
 	if t == reflect.TypeFor[amount]() {
 		return "a number or a string holding one"
 	}
+	if t == reflect.TypeFor[jsontext.Value]() {
+		return "an object"
+	}
 	switch t.Kind() {
 	case reflect.String:
 		return "a string"
@@ -223,29 +264,23 @@ func jsonTypeName(t reflect.Type) string {
 	return "a " + t.String()
 }
 
-// jsonValueKind names the kind of the JSON value that starts with c, as
-// json.UnmarshalTypeError.Value does.
-func jsonValueKind(c byte) string {
-	switch c {
+// kindNoun names a JSON kind as a noun phrase: "an array", "a string".
+func kindNoun(k jsontext.Kind) string {
+	switch k {
 	case '{':
-		return "object"
+		return "an object"
 	case '[':
-		return "array"
+		return "an array"
 	case 't', 'f':
-		return "bool"
-	}
-	return "value"
-}
-
-// article returns a JSON kind as a noun phrase: "an array", "a string".
-func article(kind string) string {
-	switch kind {
-	case "array", "object":
-		return "an " + kind
-	case "bool":
 		return "a boolean"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 'n':
+		return "null"
 	}
-	return "a " + kind
+	return "a value"
 }
 
 // logInternal logs an internal error that is answered without going

@@ -1,12 +1,12 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
 
 	"github.com/bucketd/bucketd/bucket"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -116,7 +116,7 @@ func (s *Server) apiSetOverride(c *fiber.Ctx) error {
 		return err
 	}
 	var req struct {
-		Limits []json.RawMessage `json:"limits"`
+		Limits []jsontext.Value `json:"limits"`
 	}
 	if err := decode(c.Request().Body(), &req, ""); err != nil {
 		return err

@@ -1,11 +1,11 @@
 package server
 
 import (
-	"encoding/json"
 	"strconv"
 	"time"
 
 	"github.com/bucketd/bucketd/bucket"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -76,7 +76,7 @@ type itemError struct {
 // only a body that is not a valid batch fails the whole request.
 func (s *Server) apiBatch(c *fiber.Ctx) error {
 	var req struct {
-		Takes []json.RawMessage `json:"takes"`
+		Takes []jsontext.Value `json:"takes"`
 	}
 	if err := decode(c.Request().Body(), &req, ""); err != nil {
 		return err

@@ -136,7 +136,7 @@ func TestAPITakeBadInput(t *testing.T) {
 		{`{"key":"joe","cost":1000000000001}`, 400, "cost", `cost "1000000000001" is more than the maximum of 1000000000000`},
 		{`{"key":"joe","cost":true}`, 400, "cost", `cost must be a number or a string holding one, not a boolean`},
 		{`{"key":"joe","cost":[1]}`, 400, "cost", `cost must be a number or a string holding one, not an array`},
-		{`{"key":"joe","cost":NaN}`, 400, "", `malformed JSON at byte 21: invalid character 'N' looking for beginning of value`},
+		{`{"key":"joe","cost":NaN}`, 400, "", `malformed JSON at byte 20: invalid character 'N' at start of value`},
 		{`{"cost":1}`, 400, "key", `key is required`},
 		{`{"key":""}`, 400, "key", `key is required`},
 		{`{"key":"` + strings.Repeat("k", 257) + `"}`, 400, "key", `key is longer than 256 bytes`},
@@ -344,7 +344,7 @@ func TestAPIBatchMalformed(t *testing.T) {
 		{`{"takes":[{"key":"a"},"b"]}`, "takes[1]", `takes[1] must be an object, not a string`},
 		{`{"takes":{"key":"a"}}`, "takes", `takes must be an array, not an object`},
 		{`{"take":[]}`, "take", `unknown field "take"`},
-		{`{"takes":[{"key":"a"},]}`, "", `malformed JSON at byte 23: invalid character ']' looking for beginning of value`},
+		{`{"takes":[{"key":"a"},]}`, "", `malformed JSON at byte 21: invalid character ',' at start of value`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {
