@@ -192,8 +192,12 @@ func New(lim Limiter, cfg Config) *Server {
 	// not know (not one of fiber.DefaultMethods) with a plain-text 400
 	// before routing: answer it here as a 405 instead.
 	srv := s.app.Server()
+	srv.HeaderReceived = headerReceived // strict framing: framing.go
 	next := srv.Handler
 	srv.Handler = func(ctx *fasthttp.RequestCtx) {
+		if s.badFraming(ctx) {
+			return
+		}
 		if !knownMethod(ctx.Method()) {
 			s.unknownMethod(ctx)
 			return
