@@ -179,4 +179,3 @@ func TestCheckFraming(t *testing.T) {
 		assert.Equal(t, tt.want, checkFraming([]byte(tt.raw), tt.http11), "%q", tt.raw)
 	}
 }
-

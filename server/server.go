@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -110,6 +111,9 @@ type Config struct {
 	// POST /v1/reload calls it. nil means reload is not available: that
 	// route answers 501.
 	Reload func() error
+	// TLS, when not nil, makes Serve answer HTTPS only, with this
+	// configuration (its certificates, or GetCertificate to reload them).
+	TLS *tls.Config
 }
 
 // Limits of the HTTP server itself. They are not in Config because no one
@@ -139,6 +143,8 @@ type Server struct {
 	admin     adminAuth
 	routes    []route // every route, in the order Fiber tries them
 	app       *fiber.App
+	tls       *tls.Config
+	conns     connSet // the open connections, for Shutdown
 
 	mu     sync.Mutex // guards ln and closed
 	ln     *onceCloseListener
@@ -154,6 +160,7 @@ func New(lim Limiter, cfg Config) *Server {
 		maxBody:   cfg.MaxBodyBytes,
 		reload:    cfg.Reload,
 		admin:     newAdminAuth(cfg.AdminToken),
+		tls:       cfg.TLS,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -193,6 +200,8 @@ func New(lim Limiter, cfg Config) *Server {
 	// before routing: answer it here as a 405 instead.
 	srv := s.app.Server()
 	srv.HeaderReceived = headerReceived // strict framing: framing.go
+	srv.ConnState = connState           // shutdown of silent connections: conns.go
+	srv.CloseOnShutdown = true          // an answer during shutdown says Connection: close
 	next := srv.Handler
 	srv.Handler = func(ctx *fasthttp.RequestCtx) {
 		if s.badFraming(ctx) {
@@ -317,7 +326,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return fmt.Errorf("server: serve: %w", net.ErrClosed)
 	}
-	s.ln = &onceCloseListener{Listener: ln}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	s.ln = &onceCloseListener{Listener: &trackingListener{Listener: ln, set: &s.conns}}
 	s.mu.Unlock()
 	if err := s.app.Listener(s.ln); err != nil {
 		return fmt.Errorf("server: serve: %w", err)
@@ -325,12 +337,14 @@ func (s *Server) Serve(ln net.Listener) error {
 	return nil
 }
 
-// Shutdown stops accepting connections, lets the requests in flight finish,
-// closes idle connections, and returns nil when all are closed. Serve then
-// returns nil. If ctx is done first, Shutdown returns an error wrapping
-// ctx's error and leaves the connections still open to finish on their own:
-// fasthttp does not force them closed. Shutdown may be called before Serve,
-// or more than once.
+// Shutdown stops accepting connections, closes every connection that is
+// not in a request (idle between requests, or connected and silent: no
+// byte of a request read), lets the requests in flight finish and closes
+// their connections after their answers, and returns nil when all are
+// closed. A request is in flight from its first byte. Serve then returns
+// nil. If ctx is done first, Shutdown closes the connections left and
+// returns an error wrapping ctx's error. Shutdown may be called before
+// Serve, or more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -342,7 +356,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if ln != nil {
 		ln.Close()
 	}
+	s.conns.stop()
 	if err := s.app.ShutdownWithContext(ctx); err != nil {
+		s.conns.closeAll()
 		return fmt.Errorf("server: shutdown: %w", err)
 	}
 	return nil
