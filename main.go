@@ -275,13 +275,21 @@ serve:
 	log.Info("bucketd shutting down")
 	sctx, scancel := context.WithTimeout(context.Background(), cfg.shutdownWait)
 	defer scancel()
-	if err := httpSrv.Shutdown(sctx); err != nil {
-		serveErr = errors.Join(serveErr, fmt.Errorf("http: shutdown: %w", err))
-	}
+	// Both fronts at once: each closes its idle and silent connections at
+	// once and waits for its own requests in flight, so neither waits on
+	// the other's.
+	var wg sync.WaitGroup
+	var httpErr, respErr error
+	wg.Go(func() { httpErr = httpSrv.Shutdown(sctx) })
 	if respSrv != nil {
-		if err := respSrv.Shutdown(sctx); err != nil {
-			serveErr = errors.Join(serveErr, fmt.Errorf("resp: shutdown: %w", err))
-		}
+		wg.Go(func() { respErr = respSrv.Shutdown(sctx) })
+	}
+	wg.Wait()
+	if httpErr != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("http: shutdown: %w", httpErr))
+	}
+	if respErr != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("resp: shutdown: %w", respErr))
 	}
 	if err := db.Close(); err != nil {
 		serveErr = errors.Join(serveErr, err)

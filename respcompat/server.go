@@ -245,6 +245,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// Wake a connection blocked in a read; one that is running commands
 		// sees stopping before its next read.
 		c.nc.SetReadDeadline(aLongTimeAgo)
+		c.boundWritesForShutdown() // a client that does not read: shutdown.go
 	}
 	s.mu.Unlock()
 
