@@ -51,6 +51,8 @@ type config struct {
 	respAddr     string
 	requirePass  string
 	adminToken   string
+	tlsCert      string // TLS certificate file (PEM); with tlsKey, serves TLS
+	tlsKey       string
 	maxClients   int
 	idleTimeout  time.Duration
 	data         string
@@ -90,6 +92,8 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.respAddr, "resp-addr", "127.0.0.1:6379", "Redis-protocol listen `address`; empty turns RESP off")
 	fs.StringVar(&c.requirePass, "requirepass", "", "RESP password: clients must AUTH first (as Redis's requirepass)")
 	fs.StringVar(&c.adminToken, "admin-token", "", "HTTP admin `token`: the /v1 routes that change or list state need Authorization: Bearer <token>")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, the listeners serve TLS")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM), with --tls-cert")
 	fs.IntVar(&c.maxClients, "maxclients", 10000, "most RESP clients at once")
 	fs.DurationVar(&c.idleTimeout, "timeout", 0, "close RESP clients idle this long; 0 never")
 	fs.StringVar(&c.data, "data", "bucketd.db", "data `file` (bbolt)")
@@ -147,6 +151,9 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	if envErr != nil {
 		return c, envErr
 	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return c, errors.New("--tls-cert and --tls-key go together")
+	}
 	if c.maxKeys < 0 {
 		return c, fmt.Errorf("--max-keys %d: want 0 (no bound) or more", c.maxKeys)
 	}
@@ -180,6 +187,10 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	certs, err := loadCert(cfg.tlsCert, cfg.tlsKey) // before the data file is opened
+	if err != nil {
+		return err
+	}
 
 	db, err := storage.Open(cfg.data, storage.Options{
 		Sync:         cfg.sync,
@@ -229,7 +240,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	httpSrv := server.New(lim, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken})
+	httpSrv := server.New(lim, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken, TLS: certs.config()})
 	errc := make(chan error, 2)
 	go func() { errc <- wrap("http", httpSrv.Serve(httpLn)) }()
 	var respSrv *respcompat.Server
@@ -254,7 +265,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		"http", httpLn.Addr().String(), "resp", resp, "data", cfg.data,
 		"capacity", cfg.capacity.String(), "rate", cfg.rate.String(),
 		"sync", cfg.sync.String(), "sync_interval", cfg.syncInterval.String(),
-		"config", cmp.Or(cfg.configFile, "none"), policies(lim))
+		"config", cmp.Or(cfg.configFile, "none"), "tls", certs != nil, policies(lim))
 
 	var serveErr error
 serve:
@@ -265,10 +276,13 @@ serve:
 		case serveErr = <-errc:
 			break serve
 		case <-hup:
-			if reload == nil {
-				log.Warn("no --config to reload")
-			} else {
+			if certs != nil {
+				certs.reload(log) // it logs its outcome
+			}
+			if reload != nil {
 				_ = reload() // it logs its outcome
+			} else if certs == nil {
+				log.Warn("no --config to reload")
 			}
 		}
 	}
