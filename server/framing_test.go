@@ -2,9 +2,11 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"testing"
@@ -178,4 +180,34 @@ func TestCheckFraming(t *testing.T) {
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, checkFraming([]byte(tt.raw), tt.http11), "%q", tt.raw)
 	}
+}
+
+// FuzzCheckFraming checks checkFraming against another parser of header
+// blocks (net/textproto): whatever it accepts, textproto reads (when it can)
+// as at most one length field, and a Transfer-Encoding only as "chunked".
+// And it never panics.
+func FuzzCheckFraming(f *testing.F) {
+	for _, s := range []string{
+		"Host: x\r\n\r\n", "Content-Length: 3\r\nContent-Length: 3\r\n\r\n",
+		"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", "transfer-encoding:  Chunked \r\n\r\n",
+		"X: a\r\n b\r\n\r\n", "Content-Length: 1\n\n", "Transfer-Encoding: gzip, chunked\r\n\r\n",
+	} {
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, http11 bool) {
+		why := checkFraming(raw, http11)
+		if why != "" {
+			return
+		}
+		h, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw))).ReadMIMEHeader()
+		if err != nil {
+			return // not a header block textproto reads
+		}
+		cl, te := h.Values("Content-Length"), h.Values("Transfer-Encoding")
+		require.LessOrEqual(t, len(cl)+len(te), 1, "%q accepted", raw)
+		if len(te) == 1 {
+			require.True(t, http11, "%q accepted in HTTP/1.0", raw)
+			require.True(t, strings.EqualFold(strings.TrimSpace(te[0]), "chunked"), "%q accepted", raw)
+		}
+	})
 }
