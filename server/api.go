@@ -244,9 +244,6 @@ func jsonTypeName(t reflect.Type) string {
 	if t == reflect.TypeFor[amount]() {
 		return "a number or a string holding one"
 	}
-	if t == reflect.TypeFor[jsontext.Value]() {
-		return "an object"
-	}
 	switch t.Kind() {
 	case reflect.String:
 		return "a string"

@@ -71,8 +71,9 @@
 // its text by bucket.ParseTokens, so 0.1 is exact; an exponent (1e3) is
 // refused.
 //
-// Request bodies are JSON objects read strictly: an unknown field, a value
-// of the wrong type or data after the object is a 400 naming the field. The
+// Request bodies are JSON objects read strictly: field names match exactly
+// (case-sensitive), and an unknown or duplicate field, a value of the wrong
+// type, invalid UTF-8 or data after the object is a 400 naming the field. The
 // Content-Type of a request is not checked, and a body is never
 // decompressed. A body over Config.MaxBodyBytes (1 MiB by default) gets 413.
 // A batch takes each item in order as POST /v1/take would, and answers each
@@ -101,8 +102,11 @@
 //	400 a bad cost: not a decimal number, zero, negative, NaN or infinite,
 //	    more than six decimal places, or (GET /{key} only) more than the
 //	    policy's capacity; a malformed percent-escape in the key; malformed
-//	    JSON, an unknown field, a bad value in a body; a batch of more than
-//	    1000 takes
+//	    JSON, an unknown or duplicate field, a bad value in a body; a batch
+//	    of more than 1000 takes; ambiguous framing (two Content-Length
+//	    fields, Content-Length with Transfer-Encoding, a Transfer-Encoding
+//	    other than chunked, folded header lines), answered with the
+//	    connection closed (framing.go)
 //	401 an admin route without the admin token
 //	404 an unknown policy (field "policy"); GET / (no key, field "key");
 //	    no such override; any other path
@@ -141,4 +145,11 @@
 // several limits (a burst and a daily quota, say) is one item per limit,
 // in the policy's order, named "<policy>-1", "<policy>-2", ...; the same
 // names are used in both fields so a client can pair them.
+//
+// # Shutdown and TLS
+//
+// Shutdown closes at once the connections with no request in flight (idle
+// ones, and connected ones that have sent no byte: conns.go), lets the
+// others finish, and closes each after its answer. With Config.TLS, Serve
+// answers HTTPS only.
 package server
