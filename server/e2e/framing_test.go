@@ -23,10 +23,10 @@ func TestBinarySmuggling(t *testing.T) {
 	body := `{"key":"a"}`
 	chunked := "b\r\n" + body + "\r\n0\r\n\r\n"
 	for name, req := range map[string]string{
-		"CL.CL": head + "Content-Length: 11\r\nContent-Length: 11\r\n\r\n" + body + hidden,
-		"CL.TE": head + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked + hidden,
-		"TE.CL": head + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n" + chunked + hidden,
-		"TE.TE": head + "Transfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n" + chunked + hidden,
+		"CL.CL":  head + "Content-Length: 11\r\nContent-Length: 11\r\n\r\n" + body + hidden,
+		"CL.TE":  head + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked + hidden,
+		"TE.CL":  head + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n" + chunked + hidden,
+		"TE.TE":  head + "Transfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n" + chunked + hidden,
 		"TE odd": head + "Content-Length: 4\r\nTransfer-Encoding:  CHUNKED \r\n\r\n" + chunked + hidden,
 	} {
 		t.Run(name, func(t *testing.T) {
