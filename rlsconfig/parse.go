@@ -391,6 +391,11 @@ func (p *parser) rateLimit(n *yaml.Node, field string, rl *RateLimit) bool {
 		p.add(n, field+".requests_per_unit", "missing: want the requests allowed per unit")
 	}
 	rl.Unit = u
+	if l, ok := rl.Limit(); ok && len(p.problems) == before {
+		if err := l.Validate(); err != nil {
+			p.add(n, field, "%d per %s is beyond bucketd's range: %v", rl.RequestsPerUnit, u, err)
+		}
+	}
 	for _, r := range rl.Replaces {
 		if r == rl.Name {
 			p.add(n, field+".replaces", "replaces should not contain name of same descriptor")

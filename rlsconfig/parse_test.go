@@ -77,7 +77,8 @@ func TestParseProblems(t *testing.T) {
 			"  - {key: d, rate_limit: {unit: day, requests_per_unit: 1}}\n" +
 			"  - {key: e, rate_limit: {unit: week, requests_per_unit: 1}}\n" +
 			"  - {key: f, rate_limit: {unit: month, requests_per_unit: 1}}\n" +
-			"  - {key: g, rate_limit: {unit: year, requests_per_unit: 4294967295}}\n", nil},
+			"  - {key: g, rate_limit: {unit: year, requests_per_unit: 4294967295}}\n" +
+			"  - {key: h, rate_limit: {unit: second, requests_per_unit: 1000000000}}\n", nil},
 		{"numeric value", "domain: d\ndescriptors:\n  - {key: port, value: 8080, rate_limit: {unit: second, requests_per_unit: 1}}\n", nil},
 		{"empty descriptors", "domain: d\n", nil},
 		{"empty file", "", []string{"f.yaml: empty file"}},
@@ -86,6 +87,8 @@ func TestParseProblems(t *testing.T) {
 			[]string{"f.yaml:4:51: descriptors[0].rate_limit.requests_per_unit: want a whole number"}},
 		{"too big", "domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: second, requests_per_unit: 4294967296}\n",
 			[]string{"requests_per_unit: want a whole number"}},
+		{"beyond 10^9 a second", "domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: second, requests_per_unit: 1000000001}\n",
+			[]string{"f.yaml:4:17: descriptors[0].rate_limit: 1000000001 per second is beyond bucketd's range"}},
 		{"missing requests", "domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: second}\n",
 			[]string{"f.yaml:4:17: descriptors[0].rate_limit.requests_per_unit: missing"}},
 		{"missing unit", "domain: d\ndescriptors:\n  - key: a\n    rate_limit: {requests_per_unit: 3}\n",

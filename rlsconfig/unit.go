@@ -3,6 +3,8 @@ package rlsconfig
 import (
 	"strings"
 	"time"
+
+	"github.com/bucketd/bucketd/bucket"
 )
 
 // Unit is the period of a rate limit. Its values are those of the RLS
@@ -64,4 +66,18 @@ func (u Unit) String() string {
 		}
 	}
 	return "unknown"
+}
+
+// Limit returns the token bucket of r: a capacity of RequestsPerUnit tokens
+// that earns RequestsPerUnit tokens per Unit, so that an idle client has the
+// whole quota at once and a busy one gets it spread over the unit. It
+// reports false when r keeps no bucket: unlimited, or RequestsPerUnit 0
+// (every request is over the limit). The limit may still be invalid (more
+// than 10^9 a second): see bucket.Limit.Validate.
+func (r RateLimit) Limit() (bucket.Limit, bool) {
+	if r.Unlimited || r.RequestsPerUnit == 0 || r.Unit.Duration() == 0 {
+		return bucket.Limit{}, false
+	}
+	n := bucket.Tokens(r.RequestsPerUnit) * bucket.Token
+	return bucket.Limit{Capacity: n, Rate: bucket.Rate{Tokens: n, Per: r.Unit.Duration()}}, true
 }
