@@ -85,9 +85,9 @@ func TestRLSAllOrNothing(t *testing.T) {
 		require.False(t, should(t, l, "messaging", desc("message_type", "marketing", "to_number", "1")).Over)
 	}
 	r := should(t, l, "messaging",
-		desc("to_number", "1"), // 100 a day, taken then given back
+		desc("to_number", "1"),                              // 100 a day, taken then given back
 		desc("message_type", "marketing", "to_number", "1"), // over
-		desc("to_number", "2"), // not taken
+		desc("to_number", "2"),                              // not taken
 	)
 	require.True(t, r.Over)
 	require.False(t, r.Statuses[0].Over)
