@@ -14,6 +14,7 @@ import (
 
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/reflection"
 )
 
 type floor struct {
@@ -43,6 +44,7 @@ func main() {
 	}
 	s := grpc.NewServer()
 	rlsv3.RegisterRateLimitServiceServer(s, floor{})
+	reflection.Register(s) // as bucketd does, so that ghz can find the method
 	if err := s.Serve(ln); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
