@@ -172,7 +172,8 @@ type View struct {
 // Inspect returns the bucket of key a Redis client's HGETALL shows: its
 // bucket under the default policy when that is not full, or else its first
 // bucket that is not full, in storage.Namespace order (policies by name,
-// then CL.THROTTLE's). It reports false when every bucket of key is full.
+// then CL.THROTTLE's, then Envoy RLS domains'). It reports false when every
+// bucket of key is full.
 func (l *Limiter) Inspect(key string) (View, bool, error) {
 	t := l.policies.Load()
 	if v, ok, err := l.view(t, storage.PolicyNS(t.def), key); ok || err != nil {

@@ -90,11 +90,14 @@ type RLSResult struct {
 	Statuses []RLSStatus
 }
 
-// RLSCounts are a domain's decisions since start, per descriptor with a
-// bucket.
+// RLSCounts are a domain's decisions since start, counted per descriptor
+// that has a bucket and a cost (a check, hits_addend 0, is not counted).
 type RLSCounts struct {
+	// Allowed counts descriptors of requests answered OK.
 	Allowed uint64
-	Denied  uint64
+	// Denied counts descriptors of requests answered OVER_LIMIT, those
+	// within their own limit included (they were given back).
+	Denied uint64
 	// ShadowDenied counts refusals of shadow-mode rules, answered OK (they
 	// are not in Allowed).
 	ShadowDenied uint64

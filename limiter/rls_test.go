@@ -2,6 +2,7 @@ package limiter_test
 
 import (
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"github.com/bucketd/bucketd/bucket"
 	"github.com/bucketd/bucketd/limiter"
 	"github.com/bucketd/bucketd/rlsconfig"
+	"github.com/bucketd/bucketd/storage"
+	"github.com/bucketd/bucketd/storage/storetest"
 )
 
 // readme returns envoyproxy/ratelimit's README examples as a configuration.
@@ -314,4 +317,29 @@ func TestRLSConcurrentExact(t *testing.T) {
 	}
 	wg.Wait()
 	require.Equal(t, int64(100), allowed.Load(), "one bucket: exactly its capacity")
+}
+
+// BenchmarkShouldRateLimit: one descriptor matched against the README's
+// example 2 and taken from one of 100 000 buckets, on the real store.
+func BenchmarkShouldRateLimit(b *testing.B) {
+	c := storetest.NewClock(storetest.T0)
+	db, err := storage.Open(filepath.Join(b.TempDir(), "b.db"), storage.Options{Clock: c, SyncInterval: noFlush})
+	require.NoError(b, err)
+	defer db.Close()
+	l, err := limiter.New(db, limiter.Options{})
+	require.NoError(b, err)
+	cfg, err := rlsconfig.Load(filepath.Join("..", "testdata", "rls", "readme"))
+	require.NoError(b, err)
+	l.SetRLSConfig(cfg)
+	reqs := make([]limiter.RLSRequest, 100_000)
+	for i := range reqs {
+		reqs[i] = limiter.RLSRequest{Domain: "messaging", Descriptors: []limiter.RLSDescriptor{desc("to_number", strconv.Itoa(i))}}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := l.ShouldRateLimit(reqs[i%len(reqs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
