@@ -51,7 +51,7 @@ type Limiter struct {
 
 	policies atomic.Pointer[table] // swapped whole on every change
 	cell     counter               // CL.THROTTLE's counts
-	interned sync.Map              // bucket.Limit -> []bucket.Limit of it: CL.THROTTLE's limits
+	interned sync.Map              // bucket.Limit -> []bucket.Limit of it: CL.THROTTLE's and RLS rules' limits
 	internN  atomic.Int64
 	mu       sync.Mutex // serializes changes of policies and overrides
 	rls      rls        // Envoy's rate limit service: rls.go

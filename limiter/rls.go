@@ -232,7 +232,7 @@ func (l *Limiter) takeRLS(domain string, res RLSResult, costs []bucket.Tokens) (
 			if stop {
 				c = 0
 			}
-			d, err := l.store.Take(ns, st.Key, []bucket.Limit{st.Limit}, c, nil)
+			d, err := l.store.Take(ns, st.Key, l.intern(st.Limit), c, nil)
 			if err != nil && !errors.Is(err, bucket.ErrNotDurable) {
 				return RLSResult{}, errors.Join(err, l.giveBack(ns, res, costs, taken))
 			}
@@ -266,9 +266,11 @@ func (l *Limiter) takeRLS(domain string, res RLSResult, costs []bucket.Tokens) (
 		res.Over = true
 	}
 	if res.Over {
-		if err := l.giveBack(ns, res, costs, taken); err != nil {
+		err := l.giveBack(ns, res, costs, taken)
+		if err != nil && !errors.Is(err, bucket.ErrNotDurable) {
 			return RLSResult{}, err
 		}
+		durable = cmpErr(durable, err)
 	}
 	c := l.rlsCounter(domain)
 	for i, st := range res.Statuses {
@@ -290,23 +292,26 @@ func (l *Limiter) takeRLS(domain string, res RLSResult, costs []bucket.Tokens) (
 }
 
 // giveBack returns their cost to the buckets taken from, and updates their
-// statuses to the bucket after it.
+// statuses to the bucket after it. It gives back to every one it can: the
+// error joins those that failed, and wraps only bucket.ErrNotDurable when
+// every give-back was made.
 func (l *Limiter) giveBack(ns storage.Namespace, res RLSResult, costs []bucket.Tokens, taken []bool) error {
-	var errs error
+	var errs, durable error
 	for i, ok := range taken {
 		if !ok {
 			continue
 		}
 		st := &res.Statuses[i]
-		d, err := l.store.Take(ns, st.Key, []bucket.Limit{st.Limit}, -costs[i], nil)
+		d, err := l.store.Take(ns, st.Key, l.intern(st.Limit), -costs[i], nil)
 		if err != nil && !errors.Is(err, bucket.ErrNotDurable) {
 			errs = errors.Join(errs, err)
 			continue
 		}
+		durable = cmpErr(durable, err)
 		taken[i] = false
 		st.Remaining, st.ResetAfter = d.Remaining, d.ResetAfter
 	}
-	return errs
+	return cmpErr(errs, durable)
 }
 
 // retryAfter returns how long until cost fits a bucket of limit lim that
