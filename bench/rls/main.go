@@ -23,7 +23,9 @@ import (
 	commonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 func main() {
@@ -53,6 +55,7 @@ func main() {
 
 	var measuring atomic.Bool
 	var calls, over, failed atomic.Int64
+	var firstErr atomic.Value // the first failure, for the report
 	ctx, cancel := context.WithTimeout(context.Background(), *warmup+*dur)
 	defer cancel()
 	samples := make([][]time.Duration, *workers)
@@ -72,8 +75,11 @@ func main() {
 				}
 				switch {
 				case err != nil:
-					if ctx.Err() == nil {
+					// The call's deadline is the run's end: gRPC's own timer
+					// may fire before ctx reports it.
+					if c := status.Code(err); ctx.Err() == nil && c != codes.DeadlineExceeded && c != codes.Canceled {
 						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err.Error())
 					}
 					continue
 				case resp.GetOverallCode() == rlsv3.RateLimitResponse_OVER_LIMIT:
@@ -107,6 +113,7 @@ func main() {
 	fmt.Printf("%.0f calls/s  (%d calls in %s, %d over limit, %d failed; latency p50 %s p99 %s)\n",
 		float64(n)/elapsed.Seconds(), n, elapsed.Round(time.Millisecond), over.Load(), failed.Load(), q(0.5), q(0.99))
 	if failed.Load() > 0 {
+		fmt.Fprintln(os.Stderr, "rls: first failure:", firstErr.Load())
 		os.Exit(1)
 	}
 }
