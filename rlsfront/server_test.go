@@ -181,3 +181,22 @@ func TestHealthAndReflection(t *testing.T) {
 	_, err = rlsv3.NewRateLimitServiceClient(conn).ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "internal", Descriptors: []*commonv3.RateLimitDescriptor{descriptor("azure", "x")}})
 	require.Equal(t, codes.Unavailable, status.Code(err))
 }
+
+// TestShadowAnswersOKWithoutFields: a shadow-mode rule over its limit is
+// answered OK, with OK status, and writes no RateLimit fields (they would
+// tell clients of a limit that is not enforced).
+func TestShadowAnswersOKWithoutFields(t *testing.T) {
+	conn, _, _ := start(t)
+	rls := rlsv3.NewRateLimitServiceClient(conn)
+	var resp *rlsv3.RateLimitResponse
+	for range 11 {
+		var err error
+		resp, err = rls.ShouldRateLimit(context.Background(), &rlsv3.RateLimitRequest{Domain: "example6",
+			Descriptors: []*commonv3.RateLimitDescriptor{descriptor("service", "auth", "user", "user-a")}})
+		require.NoError(t, err)
+		require.Equal(t, rlsv3.RateLimitResponse_OK, resp.GetOverallCode())
+	}
+	require.Equal(t, rlsv3.RateLimitResponse_OK, resp.GetStatuses()[0].GetCode())
+	require.Equal(t, uint32(0), resp.GetStatuses()[0].GetLimitRemaining(), "the 11th found the bucket empty")
+	require.Empty(t, resp.GetResponseHeadersToAdd())
+}
