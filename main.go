@@ -2,9 +2,10 @@
 // takes over HTTP (GET /{key}) and the Redis protocol (CL.THROTTLE), with
 // bucket state in memory and persisted in an embedded bbolt file.
 //
-// main.go only wires: configuration (flags, BUCKETD_* environment variables
-// and the policies file), the store, the limiter above it, both fronts,
-// signals (SIGHUP reloads the policies), shutdown and the exit code.
+// main.go only wires: configuration (flags, BUCKETD_* environment variables,
+// the policies file and the RLS directory), the store, the limiter above
+// it, the fronts (HTTP, RESP, and gRPC for Envoy), signals (SIGHUP reloads
+// the policies and the RLS configuration), shutdown and the exit code.
 package main
 
 import (
@@ -27,6 +28,8 @@ import (
 	"github.com/bucketd/bucketd/limiter"
 	"github.com/bucketd/bucketd/policyfile"
 	"github.com/bucketd/bucketd/respcompat"
+	"github.com/bucketd/bucketd/rlsconfig"
+	"github.com/bucketd/bucketd/rlsfront"
 	"github.com/bucketd/bucketd/server"
 	"github.com/bucketd/bucketd/storage"
 )
@@ -65,7 +68,9 @@ type config struct {
 	logLevel     slog.Level
 	shutdownWait time.Duration
 	configFile   string // the policies file; "" for none
-	checkConfig  string // a policies file to check, instead of serving
+	checkConfig  string // a policies file (or RLS directory) to check, instead of serving
+	grpcAddr     string // Envoy's rate limit service; "" for off
+	rlsConfig    string // the RLS configuration directory; "" for none
 }
 
 const usageExample = `
@@ -75,6 +80,9 @@ Example:
   BUCKETD_RATE=1000/h bucketd             # every flag can be set as BUCKETD_<NAME>
   bucketd --config policies.yaml           # named policies; kill -HUP reloads them
   bucketd --check-config policies.yaml     # check the file and exit
+  bucketd --grpc-addr 127.0.0.1:8081 --rls-config /etc/ratelimit/config
+                                           # Envoy's rate limit service, envoyproxy/ratelimit's files
+  bucketd --check-config /etc/ratelimit/config   # check an RLS directory and exit
   curl -i localhost:8000/joe               # 200 {"detail":"OK"}, or 429 {"detail":"Too Many Requests"}
   redis-cli HGETALL joe                    # the bucket, as a Redis hash
 `
@@ -117,7 +125,9 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	})
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
 	fs.StringVar(&c.configFile, "config", "", "policies `file` (YAML); SIGHUP reloads it")
-	fs.StringVar(&c.checkConfig, "check-config", "", "check the policies `file` and exit: 0 if it is valid, 1 with every problem")
+	fs.StringVar(&c.checkConfig, "check-config", "", "check the policies `file` (or, given a directory, the RLS configuration; with --rls-config, that too) and exit: 0 if valid, 1 with every problem")
+	fs.StringVar(&c.grpcAddr, "grpc-addr", "", "Envoy rate limit service (gRPC) listen `address`; empty turns it off")
+	fs.StringVar(&c.rlsConfig, "rls-config", "", "`directory` of envoyproxy/ratelimit configuration files (*.yaml, one domain each); SIGHUP reloads it")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bucketd [flags]\n\nFlags (each also as BUCKETD_<NAME>, e.g. BUCKETD_HTTP_ADDR):\n")
 		fs.PrintDefaults()
@@ -178,12 +188,22 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if cfg.checkConfig != "" {
-		return checkConfig(cfg.checkConfig, stdout)
+		err := checkConfig(cfg.checkConfig, stdout)
+		if cfg.rlsConfig != "" && cfg.rlsConfig != cfg.checkConfig {
+			err = errors.Join(err, checkRLSConfig(cfg.rlsConfig, stdout))
+		}
+		return err
 	}
 	var pc policyfile.Config
 	if cfg.configFile != "" {
 		if pc, err = policyfile.Load(cfg.configFile); err != nil {
 			return err // before the data file is opened
+		}
+	}
+	var rc *rlsconfig.Config
+	if cfg.rlsConfig != "" {
+		if rc, err = rlsconfig.Load(cfg.rlsConfig); err != nil {
+			return err
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
@@ -215,9 +235,13 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("%s: %w", cfg.configFile, err)
 		}
 	}
+	lim.SetRLSConfig(rc)
 	var reload func() error // nil without --config: nothing to reload
 	if cfg.configFile != "" {
 		reload = reloader(cfg.configFile, lim, log)
+	}
+	if cfg.rlsConfig != "" { // SIGHUP and POST /v1/reload reload both
+		reload = joinReloads(reload, rlsReloader(cfg.rlsConfig, lim, log))
 	}
 
 	httpLn, err := net.Listen("tcp", cfg.httpAddr)
@@ -232,6 +256,13 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		}
 		defer respLn.Close()
 	}
+	var grpcLn net.Listener
+	if cfg.grpcAddr != "" {
+		if grpcLn, err = net.Listen("tcp", cfg.grpcAddr); err != nil {
+			return fmt.Errorf("grpc: %w", err)
+		}
+		defer grpcLn.Close()
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -241,7 +272,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	httpSrv := server.New(lim, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken, TLS: certs.config()})
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- wrap("http", httpSrv.Serve(httpLn)) }()
 	var respSrv *respcompat.Server
 	if respLn != nil {
@@ -257,15 +288,24 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		})
 		go func() { errc <- wrap("resp", respSrv.Serve(respLn)) }()
 	}
-	resp := "off"
+	var rlsSrv *rlsfront.Server
+	if grpcLn != nil {
+		rlsSrv = rlsfront.New(lim, rlsfront.Config{Logger: log})
+		go func() { errc <- wrap("grpc", rlsSrv.Serve(grpcLn)) }()
+	}
+	resp, grpcAddr := "off", "off"
 	if respLn != nil {
 		resp = respLn.Addr().String()
+	}
+	if grpcLn != nil {
+		grpcAddr = grpcLn.Addr().String()
 	}
 	log.Info("bucketd started",
 		"http", httpLn.Addr().String(), "resp", resp, "data", cfg.data,
 		"capacity", cfg.capacity.String(), "rate", cfg.rate.String(),
 		"sync", cfg.sync.String(), "sync_interval", cfg.syncInterval.String(),
-		"config", cmp.Or(cfg.configFile, "none"), "tls", certs != nil, policies(lim))
+		"config", cmp.Or(cfg.configFile, "none"), "tls", certs != nil, policies(lim),
+		"grpc", grpcAddr, "rls_config", cmp.Or(cfg.rlsConfig, "none"), rlsDomains(rc))
 
 	var serveErr error
 serve:
@@ -293,10 +333,13 @@ serve:
 	// once and waits for its own requests in flight, so neither waits on
 	// the other's.
 	var wg sync.WaitGroup
-	var httpErr, respErr error
+	var httpErr, respErr, rlsErr error
 	wg.Go(func() { httpErr = httpSrv.Shutdown(sctx) })
 	if respSrv != nil {
 		wg.Go(func() { respErr = respSrv.Shutdown(sctx) })
+	}
+	if rlsSrv != nil {
+		wg.Go(func() { rlsErr = rlsSrv.Shutdown(sctx) })
 	}
 	wg.Wait()
 	if httpErr != nil {
@@ -304,6 +347,9 @@ serve:
 	}
 	if respErr != nil {
 		serveErr = errors.Join(serveErr, fmt.Errorf("resp: shutdown: %w", respErr))
+	}
+	if rlsErr != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("grpc: shutdown: %w", rlsErr))
 	}
 	if err := db.Close(); err != nil {
 		serveErr = errors.Join(serveErr, err)
@@ -314,9 +360,13 @@ serve:
 	return serveErr
 }
 
-// checkConfig checks the policies file at path, and prints a line to stdout
-// if it is valid. An invalid file's error lists every problem.
+// checkConfig checks the policies file at path, or the RLS configuration
+// when path is a directory, and prints a line to stdout if it is valid. An
+// invalid file's error lists every problem.
 func checkConfig(path string, stdout io.Writer) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return checkRLSConfig(path, stdout)
+	}
 	c, err := policyfile.Load(path)
 	if err != nil {
 		return err
@@ -378,4 +428,49 @@ func wrap(front string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s: %w", front, err)
+}
+
+// checkRLSConfig checks the RLS configuration directory dir, and prints a
+// line to stdout if it is valid.
+func checkRLSConfig(dir string, stdout io.Writer) error {
+	c, err := rlsconfig.Load(dir)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s: ok, %d rate limits in %d domains: %s\n", dir, c.Rules(), len(c.Domains()), strings.Join(c.Domains(), ", "))
+	return err
+}
+
+// rlsReloader returns the function that reloads the RLS configuration from
+// dir: a valid one replaces the one in force, and buckets keep their
+// tokens; an invalid one changes nothing. It logs the outcome and returns
+// the error. Reloads run one at a time.
+func rlsReloader(dir string, lim *limiter.Limiter, log *slog.Logger) func() error {
+	var mu sync.Mutex
+	return func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		c, err := rlsconfig.Load(dir)
+		if err != nil {
+			log.Error("rls reload failed, the old configuration stays in force", "rls_config", dir, "err", err)
+			return err
+		}
+		lim.SetRLSConfig(c)
+		log.Info("rls configuration reloaded", "rls_config", dir, rlsDomains(c))
+		return nil
+	}
+}
+
+// rlsDomains returns a log attribute of the RLS domains in force.
+func rlsDomains(c *rlsconfig.Config) slog.Attr {
+	return slog.String("rls_domains", strings.Join(c.Domains(), ","))
+}
+
+// joinReloads returns a reload that runs a (if not nil) then b, and returns
+// both errors: each file is reloaded or kept on its own.
+func joinReloads(a, b func() error) func() error {
+	if a == nil {
+		return b
+	}
+	return func() error { return errors.Join(a(), b()) }
 }

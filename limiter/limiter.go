@@ -51,9 +51,10 @@ type Limiter struct {
 
 	policies atomic.Pointer[table] // swapped whole on every change
 	cell     counter               // CL.THROTTLE's counts
-	interned sync.Map              // bucket.Limit -> []bucket.Limit of it: CL.THROTTLE's limits
+	interned sync.Map              // bucket.Limit -> []bucket.Limit of it: CL.THROTTLE's and RLS rules' limits
 	internN  atomic.Int64
 	mu       sync.Mutex // serializes changes of policies and overrides
+	rls      rls        // Envoy's rate limit service: rls.go
 }
 
 // New returns a limiter over store, with the default policy alone and the
@@ -159,6 +160,9 @@ type View struct {
 	Policy string
 	// Cell is set for CL.THROTTLE's bucket.
 	Cell bool
+	// RLS is the domain of an Envoy rate limit service bucket; its Policy
+	// is then RLSPolicyPrefix+RLS.
+	RLS string
 	// Snapshot is the bucket now, under the limits in force: the policy's
 	// (with the key's override), or for CL.THROTTLE's bucket, those of its
 	// last call.
@@ -168,7 +172,8 @@ type View struct {
 // Inspect returns the bucket of key a Redis client's HGETALL shows: its
 // bucket under the default policy when that is not full, or else its first
 // bucket that is not full, in storage.Namespace order (policies by name,
-// then CL.THROTTLE's). It reports false when every bucket of key is full.
+// then CL.THROTTLE's, then Envoy RLS domains'). It reports false when every
+// bucket of key is full.
 func (l *Limiter) Inspect(key string) (View, bool, error) {
 	t := l.policies.Load()
 	if v, ok, err := l.view(t, storage.PolicyNS(t.def), key); ok || err != nil {
@@ -195,6 +200,9 @@ func (l *Limiter) view(t *table, ns storage.Namespace, key string) (View, bool, 
 		if pe, err := t.resolve(key, ns.Name); err == nil {
 			limits = pe.Limits
 		}
+	}
+	if ns.Kind == storage.KindRLS { // under its stored limit: the rule's, as last taken
+		v.RLS, v.Policy = ns.Name, RLSPolicyPrefix+ns.Name
 	}
 	snap, ok, err := l.store.Peek(ns, key, limits)
 	if !ok || err != nil {

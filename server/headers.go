@@ -1,7 +1,6 @@
 package server
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/bucketd/bucketd/bucket"
@@ -92,64 +91,14 @@ func decidingLimit(r *bucket.Result) (bucket.Limit, bool) {
 	return limits[0], true
 }
 
-// appendPolicyItem appends `"name";q=Q;w=W`, or `"name-i"...` when i > 0.
-// w is left out when window is not positive.
+// The items themselves are written by package bucket, which the RLS front
+// shares (bucket/fields.go).
 func appendPolicyItem(b []byte, name string, i int, capacity bucket.Tokens, window time.Duration) []byte {
-	b = appendItemName(b, name, i)
-	b = append(b, ";q="...)
-	b = strconv.AppendInt(b, wholeTokens(capacity), 10)
-	if window > 0 {
-		b = append(b, ";w="...)
-		b = strconv.AppendInt(b, ceilSeconds(window), 10) // >= 1, as §3.1.3 requires
-	}
-	return b
+	return bucket.AppendPolicyItem(b, name, i, capacity, window)
 }
 
-// appendLimitItem appends `"name";r=R;t=T`, or `"name-i"...` when i > 0.
 func appendLimitItem(b []byte, name string, i int, remaining bucket.Tokens, reset time.Duration) []byte {
-	b = appendItemName(b, name, i)
-	b = append(b, ";r="...)
-	b = strconv.AppendInt(b, wholeTokens(remaining), 10)
-	b = append(b, ";t="...)
-	return strconv.AppendInt(b, ceilSeconds(reset), 10)
-}
-
-// appendItemName appends the policy name as a String (RFC 9651 §3.3.3),
-// with "-i" when i > 0. A String holds only printable ASCII, with '"' and
-// '\' escaped; any other byte is written as '?'. An empty name is
-// bucket.DefaultPolicy.
-func appendItemName(b []byte, name string, i int) []byte {
-	if name == "" {
-		name = bucket.DefaultPolicy
-	}
-	b = append(b, '"')
-	for len(name) > 0 {
-		j := 0 // name[:j] needs no escape: append it in one go
-		for j < len(name) && name[j] >= 0x20 && name[j] <= 0x7e && name[j] != '"' && name[j] != '\\' {
-			j++
-		}
-		b = append(b, name[:j]...)
-		if j == len(name) {
-			break
-		}
-		if c := name[j]; c == '"' || c == '\\' {
-			b = append(b, '\\', c)
-		} else {
-			b = append(b, '?')
-		}
-		name = name[j+1:]
-	}
-	if i > 0 {
-		b = append(b, '-')
-		b = strconv.AppendInt(b, int64(i), 10)
-	}
-	return append(b, '"')
-}
-
-// wholeTokens returns t in whole tokens rounded down, and never below 0: the
-// fields' Integers are non-negative.
-func wholeTokens(t bucket.Tokens) int64 {
-	return max(t.Whole(), 0)
+	return bucket.AppendLimitItem(b, name, i, remaining, reset)
 }
 
 // ceilSeconds returns d in whole seconds rounded up (bucket.Ceil).

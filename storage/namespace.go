@@ -20,7 +20,12 @@ const (
 	// empty. Each call gives the limits, and a bucket carries its time
 	// until full across calls with other limits, as redis-cell does.
 	KindCell
-	// kindAll is AllNamespaces: every namespace of a key, for Reset.
+	// KindRLS is an Envoy rate limit service domain's namespace; its Name
+	// is the domain. Its buckets carry tokens across limit changes (a
+	// reload), as a policy's do.
+	KindRLS
+	// kindAll is AllNamespaces: every namespace of a key, for Reset. It
+	// is never stored, so its value may change.
 	kindAll
 )
 
@@ -34,6 +39,9 @@ type Namespace struct {
 
 // PolicyNS returns the namespace of the named policy.
 func PolicyNS(name string) Namespace { return Namespace{Kind: KindPolicy, Name: name} }
+
+// RLSNS returns the namespace of an Envoy rate limit service domain.
+func RLSNS(domain string) Namespace { return Namespace{Kind: KindRLS, Name: domain} }
 
 var (
 	// CellNS is CL.THROTTLE's namespace.
@@ -50,8 +58,8 @@ func (ns Namespace) Carry() bucket.Carry {
 	return bucket.CarryTokens
 }
 
-// Validate reports whether ns can hold buckets: a policy namespace needs a
-// name of at most 255 bytes, the cell namespace has none. The error wraps
+// Validate reports whether ns can hold buckets: a policy or RLS namespace
+// needs a name of 1 to 255 bytes, the cell namespace has none. The error wraps
 // bucket.ErrInvalid.
 func (ns Namespace) Validate() error {
 	switch {
@@ -59,13 +67,16 @@ func (ns Namespace) Validate() error {
 		return fmt.Errorf("policy namespace %q: want a name of 1 to 255 bytes: %w", ns.Name, bucket.ErrInvalid)
 	case ns.Kind == KindCell && ns.Name != "":
 		return fmt.Errorf("cell namespace has no name, got %q: %w", ns.Name, bucket.ErrInvalid)
-	case ns.Kind > KindCell:
+	case ns.Kind == KindRLS && (ns.Name == "" || len(ns.Name) > 255):
+		return fmt.Errorf("rls namespace %q: want a domain of 1 to 255 bytes: %w", ns.Name, bucket.ErrInvalid)
+	case ns.Kind > KindRLS:
 		return fmt.Errorf("namespace of kind %d: %w", ns.Kind, bucket.ErrInvalid)
 	}
 	return nil
 }
 
-// Compare orders namespaces: policies by name, then the cell namespace.
+// Compare orders namespaces: policies by name, then the cell namespace,
+// then RLS domains by name.
 func (ns Namespace) Compare(o Namespace) int {
 	return cmp.Or(cmp.Compare(ns.Kind, o.Kind), cmp.Compare(ns.Name, o.Name))
 }
@@ -76,6 +87,8 @@ func (ns Namespace) String() string {
 		return "policy " + ns.Name
 	case KindCell:
 		return "cell"
+	case KindRLS:
+		return "rls " + ns.Name
 	case kindAll:
 		return "all"
 	}

@@ -1,0 +1,104 @@
+package rlsconfig
+
+import (
+	"strings"
+
+	yaml "go.yaml.in/yaml/v4"
+)
+
+// The YAML library is go.yaml.in/yaml/v4, as for the policies file
+// (policyfile/yaml.go says why): its nodes carry the line and column of
+// every value, and a syntax error is a *yaml.LoadError with its place.
+
+// unknown reports a key the format does not have.
+func (p *parser) unknown(k *yaml.Node, field string) {
+	f := k.Value
+	if field != "" {
+		f = field + "." + k.Value
+	}
+	p.add(k, f, "config error, unknown key '%s'", k.Value)
+}
+
+// str returns n's value: any scalar is text, as envoyproxy/ratelimit's YAML
+// library reads a number into a string field. null is "".
+func (p *parser) str(n *yaml.Node, field string) (string, bool) {
+	if isNull(n) {
+		return "", true
+	}
+	if n.Kind != yaml.ScalarNode {
+		p.add(n, field, "want a value, not a %s", kindName(n.Kind))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// boolean returns n as a YAML boolean; null is false.
+func (p *parser) boolean(n *yaml.Node, field string) bool {
+	if isNull(n) {
+		return false
+	}
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+		p.add(n, field, "want true or false, not %q", n.Value)
+		return false
+	}
+	return strings.EqualFold(n.Value, "true") || strings.EqualFold(n.Value, "yes") || strings.EqualFold(n.Value, "on") || n.Value == "y" || n.Value == "Y"
+}
+
+type entry struct{ key, val *yaml.Node }
+
+// entries returns the entries of the mapping n, reporting a node that is
+// not a mapping, keys that are not scalars and keys given twice.
+func (p *parser) entries(n *yaml.Node, field string) []entry {
+	if p.full {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.add(n, field, "want a mapping, not a %s", kindName(n.Kind))
+		return nil
+	}
+	seen := map[string]*yaml.Node{}
+	var out []entry
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), deref(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			p.add(k, field, "config error, key is not of type string: a %s", kindName(k.Kind))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			f := k.Value
+			if field != "" {
+				f = field + "." + f
+			}
+			p.add(k, f, "given twice; first at line %d", first.Line)
+			continue
+		}
+		seen[k.Value] = k
+		out = append(out, entry{k, v})
+	}
+	return out
+}
+
+func deref(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.AliasNode:
+		return "alias"
+	case yaml.DocumentNode:
+		return "document"
+	}
+	return "value"
+}
