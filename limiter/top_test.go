@@ -1,0 +1,54 @@
+package limiter_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/limiter"
+	"github.com/bucketd/bucketd/storage/storetest"
+	"github.com/bucketd/bucketd/topk"
+)
+
+// TestTopCountsRefusals: refusals of policies (shadow ones too) and of
+// CL.THROTTLE are counted, under their policy; allowed takes and peeks are
+// not; the window forgets them on the window's clock.
+func TestTopCountsRefusals(t *testing.T) {
+	c := storetest.NewClock(storetest.T0) // the store's clock and the window's
+	l, err := limiter.New(openAt(t, filepath.Join(t.TempDir(), "bucketd.db"), c), limiter.Options{
+		Top: limiter.TopOptions{Options: topk.Options{Interval: time.Second, Intervals: 60}, Now: c.Wall},
+	})
+	require.NoError(t, err)
+	require.NoError(t, l.SetPolicies("", tiers()))
+	for range 13 { // 10 allowed, 3 refused
+		take(t, l, "alice", "api", tok(1))
+	}
+	take(t, l, "bob", "api", tok(1))
+	take(t, l, "bob", "api", 0) // a peek
+	take(t, l, "tom", "trial", tok(1))
+	take(t, l, "tom", "trial", tok(1)) // shadow: refused by the limits, allowed
+	lim := bucket.Limit{Capacity: tok(1), Rate: slow}
+	throttle(t, l, "cell", lim, tok(1))
+	throttle(t, l, "cell", lim, tok(1))
+	throttle(t, l, "cell", lim, tok(1))
+
+	assert.Equal(t, []topk.Entry{
+		{Item: topk.Item{Policy: "api", Key: "alice"}, Count: 3},
+		{Item: topk.Item{Policy: "", Key: "cell"}, Count: 2},
+		{Item: topk.Item{Policy: "trial", Key: "tom"}, Count: 1},
+	}, l.Top(time.Minute, 10))
+	assert.Equal(t, time.Minute, l.TopSpan())
+
+	c.Advance(61 * time.Second)
+	assert.Empty(t, l.Top(time.Minute, 10), "a minute later, the window is empty")
+}
+
+func TestTopDefaults(t *testing.T) {
+	l, _, _ := newLimiter(t)
+	assert.Equal(t, 5*time.Minute, l.TopSpan())
+	assert.Empty(t, l.Top(time.Minute, 10))
+}
