@@ -59,6 +59,9 @@
     if (s < 86400) return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
     return Math.floor(s / 86400) + " d " + Math.floor((s % 86400) / 3600) + " h";
   }
+  // tokens shows an amount of tokens to two decimals, rounded down: a
+  // bucket that shows 1 has a whole token.
+  function tokens(x) { return String(Math.floor(Number(x) * 100) / 100); }
   function rate(x) { return x == null ? "–" : x < 10 ? x.toFixed(1) : Math.round(x).toString(); }
   function cell(tr, text, cls) {
     const td = document.createElement("td");
@@ -259,10 +262,10 @@
         th.textContent = d.policy;
         if (d.shadow) tag(th, "shadow");
         tr.appendChild(th);
-        cell(tr, String(d.remaining), "n");
-        cell(tr, String(d.limit), "n");
+        cell(tr, tokens(d.remaining), "n");
+        cell(tr, tokens(d.limit), "n");
         cell(tr, d.reset_after_ms ? duration(d.reset_after_ms / 1000) : "full", "n");
-        cell(tr, d.limits.map((l) => l.remaining + " of " + l.capacity + " at " + l.rate).join("; "));
+        cell(tr, d.limits.map((l) => tokens(l.remaining) + " of " + l.capacity + " at " + l.rate).join("; "));
         tb.appendChild(tr);
       }
       $("lookup-cap").textContent = "The buckets of " + JSON.stringify(key) + " now";
