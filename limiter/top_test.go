@@ -2,6 +2,8 @@ package limiter_test
 
 import (
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/bucketd/bucketd/bucket"
 	"github.com/bucketd/bucketd/limiter"
+	"github.com/bucketd/bucketd/storage"
 	"github.com/bucketd/bucketd/storage/storetest"
 	"github.com/bucketd/bucketd/topk"
 )
@@ -51,4 +54,32 @@ func TestTopDefaults(t *testing.T) {
 	l, _, _ := newLimiter(t)
 	assert.Equal(t, 5*time.Minute, l.TopSpan())
 	assert.Empty(t, l.Top(time.Minute, 10))
+}
+
+// BenchmarkTakeRefused is the refusal path under a flood, refusals counted
+// in the window: parallel takes of 1000 empty buckets.
+func BenchmarkTakeRefused(b *testing.B) {
+	db, err := storage.Open(filepath.Join(b.TempDir(), "bucketd.db"), storage.Options{SyncInterval: noFlush})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = db.Close() })
+	l, err := limiter.New(db, limiter.Options{Default: bucket.Limit{Capacity: bucket.Token, Rate: slow}})
+	require.NoError(b, err)
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+		_, err := l.Take(keys[i], "", bucket.Token)
+		require.NoError(b, err)
+	}
+	var seed atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(seed.Add(7919))
+		for pb.Next() {
+			res, err := l.Take(keys[i%len(keys)], "", bucket.Token)
+			if err != nil || res.Allowed {
+				b.Fatal("want a refusal", err)
+			}
+			i++
+		}
+	})
 }
