@@ -22,12 +22,12 @@ import (
 // fail under CI=true (.ci/run installs Debian's chromium).
 
 // dashboardPolicies are the policies of the dashboard tests: free refuses
-// the sixth take of an hour, paid allows 100, trial is a shadow policy.
+// the sixth take of a day, paid allows 100, trial is a shadow policy.
 const dashboardPolicies = `default: free
 policies:
-  free: {capacity: 5, rate: 1/h}
+  free: {capacity: 5, rate: 1/d}
   paid: {capacity: 100, rate: 100/h}
-  trial: {capacity: 1, rate: 1/h, shadow: true}
+  trial: {capacity: 1, rate: 1/d, shadow: true}
 `
 
 // chromiumPath returns the browser to drive, or skips (fails in CI).
@@ -231,7 +231,7 @@ func dashboardTraffic(t *testing.T, p *proc) {
 	c := redis.NewClient(&redis.Options{Addr: p.respAddr})
 	defer c.Close()
 	for range 3 {
-		require.NoError(t, c.Do(context.Background(), "CL.THROTTLE", "bot", "0", "1", "60").Err())
+		require.NoError(t, c.Do(context.Background(), "CL.THROTTLE", "bot", "0", "1", "3600").Err())
 	}
 }
 
@@ -327,6 +327,20 @@ func TestDashboardAdminToken(t *testing.T) {
 	stored := run(t, ctx, "read the storage", chromedp.Evaluate[[]any](
 		`[sessionStorage.getItem("bucketd-admin-token"), localStorage.length, document.cookie]`))
 	assert.Equal(t, []any{token, float64(0), ""}, stored, "the token is in sessionStorage only")
+
+	// One loop of polls, however many times a poll is asked for while one
+	// is in flight (the token form, the window select): after four asks,
+	// the poll in flight and one more run at once, then one a second, so
+	// four polls take at least two seconds. Loops that multiplied with each
+	// ask would take no time.
+	elapsed := run(t, ctx, "time three polls", chromedp.Evaluate[float64](`new Promise((resolve) => {
+	  const sel = document.getElementById("top-window");
+	  for (const v of ["1m", "5m", "1m", "5m"]) { sel.value = v; sel.dispatchEvent(new Event("change")); }
+	  const n0 = Number(document.documentElement.dataset.polls), t0 = performance.now();
+	  const check = () => Number(document.documentElement.dataset.polls) >= n0 + 4 ? resolve(performance.now() - t0) : setTimeout(check, 20);
+	  check();
+	})`, chromedp.EvalAwaitPromise))
+	assert.GreaterOrEqual(t, elapsed, 1900.0, "ms for 4 polls, one of them asked for while another ran")
 
 	screenshot(t, ctx, "dashboard-token.png")
 	// The wrong token's 401s are the only errors the page caused.

@@ -201,9 +201,32 @@
   // --- polling -------------------------------------------------------
   let policyNames = [];
   let timer = null;
+  let polling = false; // a poll is in flight
+  let again = false; // poll once more as soon as it ends
 
+  // poll runs one poll now, unless one is in flight (then once more when it
+  // ends), and schedules the next: there is only ever one loop of polls.
   async function poll() {
+    if (polling) {
+      again = true;
+      return;
+    }
+    polling = true;
     clearTimeout(timer);
+    try {
+      await pollOnce();
+    } finally {
+      polling = false;
+      if (again) {
+        again = false;
+        poll();
+      } else {
+        timer = setTimeout(poll, POLL_MS);
+      }
+    }
+  }
+
+  async function pollOnce() {
     const t = Date.now() / 1000;
     try {
       const pol = await api("/v1/policies");
@@ -242,7 +265,6 @@
     } catch (err) {
       setConn("Cannot reach bucketd: " + err.message + ". Retrying…", true);
     }
-    timer = setTimeout(poll, POLL_MS);
   }
 
   // --- lookup --------------------------------------------------------
