@@ -79,3 +79,13 @@ func TestUIVendoredSums(t *testing.T) {
 	}
 	assert.Equal(t, 3, n, "rows of VENDOR.md's table")
 }
+
+// TestUIKeyEncoded: /ui is the dashboard; the key "ui" is /u%69.
+func TestUIKeyEncoded(t *testing.T) {
+	t.Parallel()
+	e, s := newServer(t, Config{})
+	r := get(t, s, "/u%69")
+	require.Equal(t, 200, r.status)
+	assert.Equal(t, `{"detail":"OK"}`, r.body)
+	assert.Equal(t, 9*T, e.take(t, "ui", "", 0).Remaining, "a token taken from the key ui")
+}
