@@ -283,6 +283,22 @@ func TestDashboard(t *testing.T) {
 		`[...document.querySelectorAll("#lookup tbody tr")].map((tr) => [tr.cells[0].firstChild.textContent, tr.cells[1].textContent, tr.cells[2].textContent])`))
 	assert.Equal(t, [][]string{{"free", "0", "5"}, {"paid", "100", "100"}, {"trial", "1", "1"}}, rows)
 
+	// Accessible markup: every control has a label, headings go h1 then
+	// h2, each table a caption and column headers (uPlot's legends aside),
+	// each chart a name.
+	unlabelled := run(t, ctx, "check the markup", chromedp.Evaluate[[]string](`[
+	  ...[...document.querySelectorAll("input, select, button")].filter((el) =>
+	      el.tagName === "BUTTON" ? !el.textContent.trim() : el.labels.length === 0).map((el) => "control " + el.id),
+	  ...[...document.querySelectorAll("table:not(.u-legend)")].filter((t) => !t.caption || !t.tHead).map((t) => "table " + t.id),
+	  ...[...document.querySelectorAll("[role=img]")].filter((el) => {
+	      const by = document.getElementById(el.getAttribute("aria-labelledby"));
+	      return !by || !by.textContent.trim(); }).map((el) => "chart " + el.id),
+	  ...(document.querySelectorAll("h1").length === 1 ? [] : ["one h1"]),
+	  ...(document.querySelector("h3, h4, h5, h6") ? ["h2 at most"] : []),
+	  ...(document.documentElement.lang ? [] : ["html lang"]),
+	]`))
+	assert.Empty(t, unlabelled)
+
 	screenshot(t, ctx, "dashboard.png")
 	assertNoConsoleErrors(t, console())
 }
