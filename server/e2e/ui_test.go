@@ -180,8 +180,8 @@ const readDashboard = `(() => {
 
 // screenshot saves a PNG of the whole page to $ARTIFACTS_DIR (or the
 // test's temporary directory) and logs its path. With
-// BUCKETD_UPDATE_SCREENSHOT=1 it also writes docs/dashboard.png, the
-// README's picture.
+// BUCKETD_UPDATE_SCREENSHOT=1, the one named dashboard.png is also written
+// to docs/dashboard.png, the README's picture.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	png := run(t, ctx, "screenshot", chromedp.FullScreenshot(100))
@@ -193,7 +193,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	path := filepath.Join(dir, name)
 	require.NoError(t, os.WriteFile(path, png, 0o644))
 	t.Logf("screenshot: %s (%d bytes)", path, len(png))
-	if os.Getenv("BUCKETD_UPDATE_SCREENSHOT") == "1" {
+	if os.Getenv("BUCKETD_UPDATE_SCREENSHOT") == "1" && name == "dashboard.png" {
 		root, err := moduleRoot()
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(root, "docs", "dashboard.png"), png, 0o644))
