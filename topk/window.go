@@ -150,18 +150,19 @@ func (w *Window) Top(now time.Time, window time.Duration, limit int) []Entry {
 		count, lower, floors uint64 // floors: the floors of the parts it is in
 	}
 	var total uint64 // every part's floor
-	merged := make(map[Item]*agg)
+	n := 0
+	for _, p := range parts {
+		n = max(n, len(p.entries))
+	}
+	merged := make(map[Item]agg, n)
 	for _, p := range parts {
 		total += p.floor
 		for _, e := range p.entries {
 			a := merged[e.Item]
-			if a == nil {
-				a = new(agg)
-				merged[e.Item] = a
-			}
 			a.count += e.Count
 			a.lower += e.Count - e.Error
 			a.floors += p.floor
+			merged[e.Item] = a
 		}
 	}
 	out := make([]Entry, 0, len(merged))
