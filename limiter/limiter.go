@@ -41,6 +41,8 @@ type Options struct {
 	Default bucket.Limit
 	// Logger receives shadow refusals; nil discards.
 	Logger *slog.Logger
+	// Top configures the window of the keys refused most (Top).
+	Top TopOptions
 }
 
 // Limiter applies policies, overrides and CL.THROTTLE's limits to the
@@ -55,6 +57,7 @@ type Limiter struct {
 	internN  atomic.Int64
 	mu       sync.Mutex // serializes changes of policies and overrides
 	rls      rls        // Envoy's rate limit service: rls.go
+	top      *top       // the keys refused most
 }
 
 // New returns a limiter over store, with the default policy alone and the
@@ -69,7 +72,7 @@ func New(store storage.Store, opts Options) (*Limiter, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	l := &Limiter{store: store, log: opts.Logger}
+	l := &Limiter{store: store, log: opts.Logger, top: newTop(opts.Top)}
 	t := newTable(opts.Default)
 	os, err := store.Overrides()
 	if err != nil {
@@ -106,6 +109,9 @@ func (l *Limiter) Take(key, policy string, cost bucket.Tokens) (bucket.Result, e
 	res.Decision, err = l.store.Take(storage.PolicyNS(pe.Name), key, pe.Limits, cost, res.Limits)
 	if cost > 0 && (err == nil || errors.Is(err, bucket.ErrNotDurable)) {
 		pe.c.count(res.Allowed)
+		if !res.Allowed {
+			l.top.refused(pe.Name, key)
+		}
 		if !res.Allowed && pe.Shadow {
 			l.log.LogAttrs(context.Background(), slog.LevelInfo, "shadow policy refused a take; allowed",
 				slog.String("policy", pe.Name), slog.String("key", key), slog.String("cost", cost.String()),
@@ -128,6 +134,9 @@ func (l *Limiter) Throttle(key string, lim bucket.Limit, cost bucket.Tokens) (bu
 	d, err := l.store.Take(storage.CellNS, key, l.intern(lim), cost, nil)
 	if cost > 0 && (err == nil || errors.Is(err, bucket.ErrNotDurable)) {
 		l.cell.count(d.Allowed)
+		if !d.Allowed {
+			l.top.refused("", key)
+		}
 	}
 	return d, err
 }

@@ -280,12 +280,16 @@ func (l *Limiter) takeRLS(domain string, res RLSResult, costs []bucket.Tokens) (
 		switch {
 		case st.Shadow:
 			c.shadow.Add(1)
+			l.top.refused("rls:"+domain, st.Key)
 			l.log.LogAttrs(context.Background(), slog.LevelDebug, "shadow rls rule refused a descriptor; allowed",
 				slog.String("domain", domain), slog.String("key", st.Key), slog.String("rule", st.Rule.Path))
 		case st.Allowed && !res.Over:
 			c.allowed.Add(1)
 		default:
 			c.denied.Add(1)
+			if st.Over {
+				l.top.refused("rls:"+domain, st.Key)
+			}
 		}
 	}
 	return res, durable

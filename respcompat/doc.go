@@ -93,7 +93,7 @@
 //	COMMAND [COUNT|INFO|DOCS|LIST|HELP]
 //	    DOCS gives what redis-cli 7 reads at startup for its hints.
 //	INFO [section ...]
-//	    server, clients, stats, persistence, keyspace, policies, and
+//	    server, clients, stats, persistence, keyspace, policies, top, and
 //	    bucketd (the fields of Config.Info), in Redis's format. The
 //	    policies section has the number of policies, the default's name and
 //	    a line per policy with its decisions since the server started
@@ -105,6 +105,8 @@
 //	      cl_throttle:allowed=40,denied=2
 //	    persistence's rdb_last_bgsave_status is "err" while the data file
 //	    cannot be written (or the store is closed), whoever wrote last.
+//	    top lists the keys refused most over the last 5 minutes (see
+//	    topFields): top_limited_0:key=user42,policy=free,count=1520,error=0.
 //	CONFIG GET pattern [pattern ...]
 //	    Patterns are globs, as KEYS's, matched in any case. Parameters:
 //	      capacity, rate   the default policy's limit; a policy of several

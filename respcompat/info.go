@@ -98,6 +98,9 @@ func cmdInfo(c *conn, args [][]byte) {
 		section("Policies", append(policyFields(s.store.Policies()),
 			"cl_throttle", fmt.Sprintf("allowed=%d,denied=%d", cell.Allowed, cell.Denied))...)
 	}
+	if wanted("Top") {
+		section("Top", topFields(s.store)...)
+	}
 	var extra []string
 	if s.cfg.Info != nil {
 		m := s.cfg.Info()

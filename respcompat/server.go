@@ -64,6 +64,8 @@ type Limiter interface {
 	// of them is the default (PolicyInfo.Default). CONFIG GET and INFO show
 	// them.
 	Policies() []bucket.PolicyInfo
+	// TopLimited gives the keys refused most, for INFO's Top section.
+	TopLimited
 }
 
 // Config configures a Server. The zero value is valid: no password, 10000

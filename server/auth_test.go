@@ -16,6 +16,7 @@ import (
 // admin token: a key in the path, a valid body.
 func routeRequest(r route) (method, target, body string) {
 	target = strings.ReplaceAll(r.path, ":key", "joe")
+	target = strings.ReplaceAll(target, ":asset", "app.js")
 	switch r.path {
 	case "/v1/take":
 		body = `{"key":"joe"}`
@@ -47,10 +48,12 @@ func TestAdminToken(t *testing.T) {
 	assert.Equal(t, []string{
 		"GET /v1/buckets", "DELETE /v1/buckets/:key", "PUT /v1/buckets/:key/tokens",
 		"GET /v1/overrides", "PUT /v1/overrides/:key", "DELETE /v1/overrides/:key", "POST /v1/reload", "GET /v1/backup",
+		"GET /v1/top", "GET /v1/status",
 	}, admin)
 	assert.Equal(t, []string{
 		"GET /healthz", "GET /readyz", "GET /", "GET /v1", "GET /v1/openapi.json", "POST /v1/take", "POST /v1/batch",
-		"GET /v1/buckets/:key", "GET /v1/policies", "GET /v1/overrides/:key", "GET /:key",
+		"GET /v1/buckets/:key", "GET /v1/policies", "GET /v1/overrides/:key",
+		"GET /ui", "GET /ui/:asset", "GET /:key",
 	}, open)
 
 	for _, r := range routes {

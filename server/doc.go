@@ -14,6 +14,7 @@
 //	GET /readyz           200 {"status":"ok"} while the store is open and its changes
 //	                      reach the disk; 503 {"status":"unavailable","error":"..."}
 //	                      while writes fail or once it is closed (readiness)
+//	GET /ui               the dashboard (ui.go), and its files at /ui/{asset}
 //
 // and the JSON API under /v1, described by the OpenAPI 3.1 document served
 // at GET /v1/openapi.json (openapi.json here; a test keeps it in step with
@@ -32,15 +33,17 @@
 //	PUT    /v1/overrides/{key}       ?policy=, {"limits":[{"capacity","rate"}]} (admin)
 //	DELETE /v1/overrides/{key}       ?policy= (admin)
 //	POST   /v1/reload                Config.Reload, then the policies (admin)
+//	GET    /v1/top                   ?window=5m&limit=20: the keys refused most (admin)
+//	GET    /v1/status                live buckets, memory, persistence, uptime, version (admin)
 //	GET    /v1/openapi.json          the OpenAPI document
 //
 // Any other method of a known path gets 405 with an Allow field; HEAD gets
 // 405 too, since a GET of /{key} takes a token. A key in a path is one path
 // segment, percent-decoded ("/a%2Fb" is the key "a/b"; '+' is kept as is),
 // at most Config.MaxKeyLen bytes once decoded. The fixed paths are routed
-// first, so the keys "healthz", "readyz" and "v1" can only be reached
-// percent-encoded, as /health%7A, /ready%7A and /v%31; GET /v1 itself is a
-// 404. A trailing slash is
+// first, so the keys "healthz", "readyz", "v1" and "ui" can only be
+// reached percent-encoded, as /health%7A, /ready%7A, /v%31 and /u%69; GET
+// /v1 itself is a 404. A trailing slash is
 // ignored: /joe/ is /joe. Routing is case-sensitive: /Joe and /joe are
 // different keys.
 //

@@ -76,6 +76,8 @@ type Limiter interface {
 	Save() error
 	// Backup writes a consistent copy of the state, as one data file, to w.
 	Backup(w io.Writer) error
+	// Watcher is what the dashboard needs: the keys refused most, status.
+	Watcher
 }
 
 // DefaultMaxKeyLen is the longest key, in bytes once percent-decoded, that a
@@ -250,6 +252,10 @@ func (s *Server) routeTable() []route {
 		{del, "/v1/overrides/:key", admin, s.apiDeleteOverride},
 		{post, "/v1/reload", admin, s.apiReload},
 		{get, "/v1/backup", admin, s.apiBackup},
+		{get, "/v1/top", admin, s.apiTop},
+		{get, "/v1/status", admin, s.apiStatus},
+		{get, "/ui", open, s.uiPage},
+		{get, "/ui/:asset", open, s.uiAsset},
 		{get, "/:key", open, s.take}, // the hot path, as it was: no wrapper
 	}
 }
