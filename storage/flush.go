@@ -207,6 +207,7 @@ func (db *DB) sweep() {
 func (db *DB) checkpointNow(sweep bool) error {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
+	start := db.clock.Mono()
 	next, err := db.wal.Rotate()
 	db.noteLog(err)
 	if err != nil {
@@ -261,6 +262,7 @@ func (db *DB) checkpointNow(sweep bool) error {
 		}
 		return nil
 	})
+	db.stats.noteCheckpoint(len(arena), db.clock.Mono()-start, err)
 	if err != nil {
 		for _, w := range writes { // keep them for the next checkpoint
 			s := &db.table.shards[int(w.id)/pagesPerShard]
