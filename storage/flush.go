@@ -204,10 +204,11 @@ func (db *DB) sweep() {
 // pages are copied out, never during the write. On failure the pages stay
 // dirty and the log keeps every segment, to be written by the next
 // checkpoint, and Health reports the failure until one succeeds.
-func (db *DB) checkpointNow(sweep bool) error {
+func (db *DB) checkpointNow(sweep bool) (err error) {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
-	start := db.clock.Mono()
+	start, written := db.clock.Mono(), 0
+	defer func() { db.stats.noteCheckpoint(written, db.clock.Mono()-start, err) }()
 	next, err := db.wal.Rotate()
 	db.noteLog(err)
 	if err != nil {
@@ -262,7 +263,6 @@ func (db *DB) checkpointNow(sweep bool) error {
 		}
 		return nil
 	})
-	db.stats.noteCheckpoint(len(arena), db.clock.Mono()-start, err)
 	if err != nil {
 		for _, w := range writes { // keep them for the next checkpoint
 			s := &db.table.shards[int(w.id)/pagesPerShard]
@@ -281,6 +281,7 @@ func (db *DB) checkpointNow(sweep bool) error {
 	}
 	db.checkpoint = next
 	db.health.Store(nil)
+	written = len(arena)
 	if err := db.wal.RemoveBefore(next); err != nil {
 		db.log.Warn("storage: could not remove the log segments a checkpoint holds; they are kept", "err", err)
 	}
