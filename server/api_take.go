@@ -45,7 +45,14 @@ func (s *Server) takeOne(req *takeRequest) (*decision, error) {
 			return nil, err
 		}
 	}
+	var start time.Time
+	if s.metrics != nil {
+		start = time.Now()
+	}
 	res, err := s.lim.Take(req.Key, req.Policy, cost)
+	if s.metrics != nil {
+		s.observe(frontJSON, cost, &res, err, start)
+	}
 	if err != nil {
 		return nil, takeError(err, req.Policy)
 	}
