@@ -25,6 +25,7 @@ import (
 
 	"github.com/bucketd/bucketd/bucket"
 	"github.com/bucketd/bucketd/limiter"
+	"github.com/bucketd/bucketd/metrics"
 	"github.com/bucketd/bucketd/policyfile"
 	"github.com/bucketd/bucketd/respcompat"
 	"github.com/bucketd/bucketd/server"
@@ -64,6 +65,9 @@ type config struct {
 	shutdownWait time.Duration
 	configFile   string // the policies file; "" for none
 	checkConfig  string // a policies file to check, instead of serving
+	version      bool   // print the version and exit
+	logFormat    string // text or json
+	accessLog    bool   // a log line per request and RESP command
 }
 
 const usageExample = `
@@ -114,6 +118,15 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
 	fs.StringVar(&c.configFile, "config", "", "policies `file` (YAML); SIGHUP reloads it")
 	fs.StringVar(&c.checkConfig, "check-config", "", "check the policies `file` and exit: 0 if it is valid, 1 with every problem")
+	fs.BoolVar(&c.version, "version", false, "print the version, VCS revision and Go version, and exit")
+	fs.Func("log-format", "log line format: text or json (default text)", func(s string) error {
+		if s != "text" && s != "json" {
+			return fmt.Errorf("log format %q: want text or json", s)
+		}
+		c.logFormat = s
+		return nil
+	})
+	fs.BoolVar(&c.accessLog, "access-log", false, "log every HTTP request and RESP command at info level: front, key, decision, status, latency (never a password or token)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bucketd [flags]\n\nFlags (each also as BUCKETD_<NAME>, e.g. BUCKETD_HTTP_ADDR):\n")
 		fs.PrintDefaults()
@@ -137,7 +150,7 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "BUCKETD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		v, ok := vars[name]
-		if given[f.Name] || !ok || envErr != nil || f.Name == "check-config" { // a command, not a setting
+		if given[f.Name] || !ok || envErr != nil || f.Name == "check-config" || f.Name == "version" { // a command, not a setting
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
@@ -170,6 +183,9 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if cfg.version {
+		return printVersion(stdout)
+	}
 	if cfg.checkConfig != "" {
 		return checkConfig(cfg.checkConfig, stdout)
 	}
@@ -179,7 +195,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 			return err // before the data file is opened
 		}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	log := newLogger(cfg.logFormat, cfg.logLevel, stderr)
 
 	db, err := storage.Open(cfg.data, storage.Options{
 		Sync:         cfg.sync,
@@ -229,10 +245,19 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	httpSrv := server.New(lim, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken})
-	errc := make(chan error, 2)
-	go func() { errc <- wrap("http", httpSrv.Serve(httpLn)) }()
 	var respSrv *respcompat.Server
+	mopts := metrics.Options{
+		Build:   buildInfo(),
+		Store:   metrics.StoreFunc(func() metrics.StoreStats { return metrics.StoreStats(db.Stats()) }),
+		MaxKeys: cfg.maxKeys,
+	}
+	if respLn != nil { // respSrv is set before either front serves
+		mopts.RESP = metrics.RESPFunc(func() metrics.RESPStats { return metrics.RESPStats(respSrv.Stats()) })
+	}
+	met := metrics.New(mopts)
+	httpSrv := server.New(lim, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken,
+		Metrics: met, AccessLog: cfg.accessLog})
+	errc := make(chan error, 2)
 	if respLn != nil {
 		respSrv = respcompat.New(lim, respcompat.Config{
 			Logger:      log,
@@ -240,10 +265,17 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 			MaxClients:  cfg.maxClients,
 			IdleTimeout: cfg.idleTimeout,
 			Shutdown:    cancel,
-			Info: func() map[string]string {
-				return map[string]string{"data_file": db.Path(), "sync_mode": db.SyncMode().String()}
+			Metrics:     met,
+			AccessLog:   cfg.accessLog,
+			Info: func() map[string]string { // the same numbers as /metrics
+				m := met.Info()
+				m["data_file"], m["sync_mode"] = db.Path(), db.SyncMode().String()
+				return m
 			},
 		})
+	}
+	go func() { errc <- wrap("http", httpSrv.Serve(httpLn)) }()
+	if respSrv != nil {
 		go func() { errc <- wrap("resp", respSrv.Serve(respLn)) }()
 	}
 	resp := "off"
