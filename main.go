@@ -255,6 +255,15 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		mopts.RESP = metrics.RESPFunc(func() metrics.RESPStats { return metrics.RESPStats(respSrv.Stats()) })
 	}
 	met := metrics.New(mopts)
+	met.Policies(policyNames(lim))
+	if reload != nil { // the new policies' counters show at 0 at once
+		r := reload
+		reload = func() error {
+			err := r()
+			met.Policies(policyNames(lim))
+			return err
+		}
+	}
 	httpSrv := server.New(lim, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken,
 		Metrics: met, AccessLog: cfg.accessLog})
 	errc := make(chan error, 2)
@@ -380,6 +389,15 @@ func policies(lim *limiter.Limiter) slog.Attr {
 		}
 	}
 	return slog.Group("", "policies", strings.Join(names, ","), "default", def)
+}
+
+// policyNames returns the names of the policies in force.
+func policyNames(lim *limiter.Limiter) []string {
+	var names []string
+	for _, p := range lim.Policies() {
+		names = append(names, p.Name)
+	}
+	return names
 }
 
 // wrap names the front in a serve error; nil stays nil.

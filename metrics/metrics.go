@@ -145,10 +145,7 @@ func (m *Metrics) Decision(front, policy string, allowed, shadow bool, d time.Du
 	default:
 		return
 	}
-	cs, ok := (*f.policies.Load())[policy]
-	if !ok {
-		cs = m.policyCounters(f, policy)
-	}
+	cs := m.resolve(f, policy)
 	switch {
 	case allowed:
 		cs[0].Inc()
@@ -182,4 +179,29 @@ func (m *Metrics) policyCounters(f *frontMetrics, policy string) *[3]prometheus.
 	next[policy] = cs
 	f.policies.Store(&next)
 	return cs
+}
+
+// Policies resolves the counters of each policy on every front, so that
+// /metrics shows them at 0 before their first take (a rate over a series
+// that does not exist yet is no rate), and CL.THROTTLE's. Call it at start
+// and after each reload; the counters of a policy removed stay.
+func (m *Metrics) Policies(names []string) {
+	for i := range m.front {
+		f := &m.front[i]
+		if f.name == FrontCell {
+			m.resolve(f, "")
+			continue
+		}
+		for _, n := range names {
+			m.resolve(f, n)
+		}
+	}
+}
+
+// resolve returns f's counters of policy, resolving them the first time.
+func (m *Metrics) resolve(f *frontMetrics, policy string) *[3]prometheus.Counter {
+	if cs, ok := (*f.policies.Load())[policy]; ok {
+		return cs
+	}
+	return m.policyCounters(f, policy)
 }

@@ -191,3 +191,20 @@ func TestInfoShowsWhatMetricsShows(t *testing.T) {
 	assert.Equal(t, "get=3", info["resp_commands_total"])
 	assert.NotContains(t, info, "decision_duration_seconds")
 }
+
+// TestPoliciesShowAtZero: the counters of every policy exist before their
+// first take, on every front, and CL.THROTTLE's too.
+func TestPoliciesShowAtZero(t *testing.T) {
+	m := metrics.New(metrics.Options{})
+	m.Policies([]string{"free", "paid"})
+	fams := scrape(t, m)
+	for _, front := range []string{"http", "json", "resp"} {
+		for _, p := range []string{"free", "paid"} {
+			for _, o := range []string{"allowed", "limited", "shadow_limited"} {
+				assert.Zero(t, value(t, fams, "bucketd_decisions_total", "policy", p, "front", front, "outcome", o))
+			}
+		}
+	}
+	assert.Zero(t, value(t, fams, "bucketd_decisions_total", "policy", "", "front", "cell", "outcome", "limited"))
+	assert.Len(t, fams["bucketd_decisions_total"].GetMetric(), 3*2*3+3)
+}
