@@ -165,3 +165,19 @@ func TestAccessLogNamesTheKeyNeverThePassword(t *testing.T) {
 	assert.NotContains(t, logged, "hunter2-secret")
 	assert.NotContains(t, logged, "wrong-secret")
 }
+
+// BenchmarkExecWithMetrics is BenchmarkExec with the metrics of main.go:
+// its difference from BenchmarkExec is what they cost a command.
+func BenchmarkExecWithMetrics(b *testing.B) {
+	srv := New(stubLimiter{}, Config{Metrics: metrics.New(metrics.Options{})})
+	c := &conn{s: srv, authed: true}
+	args := [][]byte{[]byte("CL.THROTTLE"), []byte("user123"), []byte("15"), []byte("30"), []byte("60")}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.out = c.out[:0]
+		c.exec(args)
+	}
+	if string(c.out) != benchReply {
+		b.Fatalf("reply %q", c.out)
+	}
+}

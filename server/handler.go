@@ -101,6 +101,7 @@ func (s *Server) take(c *fiber.Ctx) (err error) {
 			slog.String("cost", cost.String()),
 			slog.Bool("allowed", res.Allowed),
 			slog.Bool("shadow", res.Policy.Shadow),
+			slog.String("decision", outcome(&res)),
 			slog.Int("status", status),
 			slog.Duration("duration", time.Since(start)))
 	}

@@ -79,3 +79,16 @@ func (s *Server) unrouted(c *fiber.Ctx, err error) error {
 	}
 	return nil
 }
+
+// outcome names a take's decision as the access log and the metrics do:
+// allowed, limited, or shadow_limited (refused by a shadow policy's limits,
+// answered as allowed).
+func outcome(res *bucket.Result) string {
+	switch {
+	case res.Allowed:
+		return "allowed"
+	case res.Policy.Shadow:
+		return "shadow_limited"
+	}
+	return "limited"
+}

@@ -93,3 +93,11 @@ func TestMetricsOffLeavesTheKeyMetrics(t *testing.T) {
 	assert.Equal(t, 200, r.status)
 	assert.Equal(t, `{"detail":"OK"}`, r.body, "without metrics, /metrics is a take of the key metrics")
 }
+
+// BenchmarkTakeWithMetrics is BenchmarkTake with the metrics of main.go:
+// its difference from BenchmarkTake is what they cost a take.
+func BenchmarkTakeWithMetrics(b *testing.B) {
+	e := newEnv(b, plenty)
+	s := New(e.lim, Config{Metrics: metrics.New(metrics.Options{})})
+	benchHandler(b, handler(s), "/joe", 200)
+}
