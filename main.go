@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -68,6 +69,7 @@ type config struct {
 	version      bool   // print the version and exit
 	logFormat    string // text or json
 	accessLog    bool   // a log line per request and RESP command
+	metricsAddr  string // a listener of its own for GET /metrics; "" for none
 }
 
 const usageExample = `
@@ -126,6 +128,7 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 		c.logFormat = s
 		return nil
 	})
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "also serve GET /metrics on this `address` (a private interface, say); /metrics on --http-addr stays")
 	fs.BoolVar(&c.accessLog, "access-log", false, "log every HTTP request and RESP command at info level: front, key, decision, status, latency (never a password or token)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bucketd [flags]\n\nFlags (each also as BUCKETD_<NAME>, e.g. BUCKETD_HTTP_ADDR):\n")
@@ -237,6 +240,13 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		}
 		defer respLn.Close()
 	}
+	var metricsLn net.Listener
+	if cfg.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.metricsAddr); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -266,7 +276,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	}
 	httpSrv := server.New(lim, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken,
 		Metrics: met, AccessLog: cfg.accessLog})
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if respLn != nil {
 		respSrv = respcompat.New(lim, respcompat.Config{
 			Logger:      log,
@@ -286,6 +296,18 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	go func() { errc <- wrap("http", httpSrv.Serve(httpLn)) }()
 	if respSrv != nil {
 		go func() { errc <- wrap("resp", respSrv.Serve(respLn)) }()
+	}
+	var metricsSrv *http.Server
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", met.Handler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := metricsSrv.Serve(metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				errc <- wrap("metrics", err)
+			}
+		}()
+		log.Info("metrics listening", "addr", metricsLn.Addr().String())
 	}
 	resp := "off"
 	if respLn != nil {
@@ -322,6 +344,11 @@ serve:
 	if respSrv != nil {
 		if err := respSrv.Shutdown(sctx); err != nil {
 			serveErr = errors.Join(serveErr, fmt.Errorf("resp: shutdown: %w", err))
+		}
+	}
+	if metricsSrv != nil {
+		if err := metricsSrv.Shutdown(sctx); err != nil {
+			serveErr = errors.Join(serveErr, fmt.Errorf("metrics: shutdown: %w", err))
 		}
 	}
 	if err := db.Close(); err != nil {

@@ -204,3 +204,17 @@ func TestBinaryINFOAgreesWithMetrics(t *testing.T) {
 	assert.Equal(t, "calls=1", f["cmdstat_bucket.take"])
 	assert.Equal(t, 0, p.stop(t, syscall.SIGTERM))
 }
+
+// TestBinaryMetricsAddr: --metrics-addr serves /metrics on a listener of its
+// own, with the same counts, and nothing else there.
+func TestBinaryMetricsAddr(t *testing.T) {
+	p := startBinary(t, "--data", filepath.Join(t.TempDir(), "b.db"), "--metrics-addr", "127.0.0.1:0")
+	addr := regexp.MustCompile(`msg="metrics listening" addr=(\S+)`).FindStringSubmatch(p.log.all())
+	require.NotNil(t, addr, "no metrics line before the start line")
+	take(t, "http://"+p.httpAddr+"/joe")
+	fams := scrape(t, addr[1])
+	assert.Equal(t, 1.0, metric(t, fams, "bucketd_decisions_total", "policy", "default", "front", "http", "outcome", "allowed"))
+	code, _ := get(t, "http://"+addr[1]+"/joe")
+	assert.Equal(t, 404, code, "the metrics listener takes no token")
+	assert.Equal(t, 0, p.stop(t, syscall.SIGTERM))
+}
