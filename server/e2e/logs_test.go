@@ -83,6 +83,7 @@ func TestBinaryLogsNoSecret(t *testing.T) {
 			if format == "text" {
 				assert.Regexp(t, `level=INFO msg=take front=http key=joe policy=default .*decision=allowed status=200 duration=`, log)
 				assert.Regexp(t, `level=INFO msg=request method=POST path=/v1/take status=200 duration=`, log)
+				assert.Regexp(t, `level=INFO msg=take front=json key=joe policy=default cost=1 decision=allowed duration=`, log)
 				assert.Regexp(t, `level=INFO msg=command front=resp addr=\S+ cmd=bucket.take key=joe decision=allowed duration=`, log)
 				assert.Regexp(t, `level=INFO msg=request method=GET path=/v1/buckets status=401 error=`, log)
 				return
