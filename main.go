@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/bucketd/bucketd/bucket"
 	"github.com/bucketd/bucketd/limiter"
+	"github.com/bucketd/bucketd/metrics"
 	"github.com/bucketd/bucketd/policyfile"
 	"github.com/bucketd/bucketd/respcompat"
 	"github.com/bucketd/bucketd/rlsconfig"
@@ -71,6 +73,10 @@ type config struct {
 	checkConfig  string // a policies file (or RLS directory) to check, instead of serving
 	grpcAddr     string // Envoy's rate limit service; "" for off
 	rlsConfig    string // the RLS configuration directory; "" for none
+	version      bool   // print the version and exit
+	logFormat    string // text or json
+	accessLog    bool   // a log line per request and RESP command
+	metricsAddr  string // a listener of its own for GET /metrics; "" for none
 }
 
 const usageExample = `
@@ -128,6 +134,16 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.checkConfig, "check-config", "", "check the policies `file` (or, given a directory, the RLS configuration; with --rls-config, that too) and exit: 0 if valid, 1 with every problem")
 	fs.StringVar(&c.grpcAddr, "grpc-addr", "", "Envoy rate limit service (gRPC) listen `address`; empty turns it off")
 	fs.StringVar(&c.rlsConfig, "rls-config", "", "`directory` of envoyproxy/ratelimit configuration files (*.yaml, one domain each); SIGHUP reloads it")
+	fs.BoolVar(&c.version, "version", false, "print the version, VCS revision and Go version, and exit")
+	fs.Func("log-format", "log line format: text or json (default text)", func(s string) error {
+		if s != "text" && s != "json" {
+			return fmt.Errorf("log format %q: want text or json", s)
+		}
+		c.logFormat = s
+		return nil
+	})
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "also serve GET /metrics on this `address` (a private interface, say); /metrics on --http-addr stays")
+	fs.BoolVar(&c.accessLog, "access-log", false, "log every HTTP request and RESP command at info level: front, key, decision, status, latency (never a password or token)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bucketd [flags]\n\nFlags (each also as BUCKETD_<NAME>, e.g. BUCKETD_HTTP_ADDR):\n")
 		fs.PrintDefaults()
@@ -151,7 +167,7 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "BUCKETD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		v, ok := vars[name]
-		if given[f.Name] || !ok || envErr != nil || f.Name == "check-config" { // a command, not a setting
+		if given[f.Name] || !ok || envErr != nil || f.Name == "check-config" || f.Name == "version" { // a command, not a setting
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
@@ -187,6 +203,9 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if cfg.version {
+		return printVersion(stdout)
+	}
 	if cfg.checkConfig != "" {
 		err := checkConfig(cfg.checkConfig, stdout)
 		if cfg.rlsConfig != "" && cfg.rlsConfig != cfg.checkConfig {
@@ -206,7 +225,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	log := newLogger(cfg.logFormat, cfg.logLevel, stderr)
 	certs, err := loadCert(cfg.tlsCert, cfg.tlsKey) // before the data file is opened
 	if err != nil {
 		return err
@@ -263,6 +282,13 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		}
 		defer grpcLn.Close()
 	}
+	var metricsLn net.Listener
+	if cfg.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.metricsAddr); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -271,10 +297,28 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	httpSrv := server.New(lim, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken, TLS: certs.config()})
-	errc := make(chan error, 3)
-	go func() { errc <- wrap("http", httpSrv.Serve(httpLn)) }()
 	var respSrv *respcompat.Server
+	mopts := metrics.Options{
+		Build:   buildInfo(),
+		Store:   metrics.StoreFunc(func() metrics.StoreStats { return metrics.StoreStats(db.Stats()) }),
+		MaxKeys: cfg.maxKeys,
+	}
+	if respLn != nil { // respSrv is set before either front serves
+		mopts.RESP = metrics.RESPFunc(func() metrics.RESPStats { return metrics.RESPStats(respSrv.Stats()) })
+	}
+	met := metrics.New(mopts)
+	met.Policies(policyNames(lim))
+	if reload != nil { // the new policies' counters show at 0 at once
+		r := reload
+		reload = func() error {
+			err := r()
+			met.Policies(policyNames(lim))
+			return err
+		}
+	}
+	httpSrv := server.New(lim, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken,
+		Metrics: met, AccessLog: cfg.accessLog, TLS: certs.config()})
+	errc := make(chan error, 4)
 	if respLn != nil {
 		respSrv = respcompat.New(lim, respcompat.Config{
 			Logger:      log,
@@ -282,16 +326,35 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 			MaxClients:  cfg.maxClients,
 			IdleTimeout: cfg.idleTimeout,
 			Shutdown:    cancel,
-			Info: func() map[string]string {
-				return map[string]string{"data_file": db.Path(), "sync_mode": db.SyncMode().String()}
+			Metrics:     met,
+			AccessLog:   cfg.accessLog,
+			Info: func() map[string]string { // the same numbers as /metrics
+				m := met.Info()
+				m["data_file"], m["sync_mode"] = db.Path(), db.SyncMode().String()
+				return m
 			},
 		})
+	}
+	go func() { errc <- wrap("http", httpSrv.Serve(httpLn)) }()
+	if respSrv != nil {
 		go func() { errc <- wrap("resp", respSrv.Serve(respLn)) }()
 	}
 	var rlsSrv *rlsfront.Server
 	if grpcLn != nil {
 		rlsSrv = rlsfront.New(lim, rlsfront.Config{Logger: log})
 		go func() { errc <- wrap("grpc", rlsSrv.Serve(grpcLn)) }()
+	}
+	var metricsSrv *http.Server
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", met.Handler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := metricsSrv.Serve(metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				errc <- wrap("metrics", err)
+			}
+		}()
+		log.Info("metrics listening", "addr", metricsLn.Addr().String())
 	}
 	resp, grpcAddr := "off", "off"
 	if respLn != nil {
@@ -350,6 +413,11 @@ serve:
 	}
 	if rlsErr != nil {
 		serveErr = errors.Join(serveErr, fmt.Errorf("grpc: shutdown: %w", rlsErr))
+	}
+	if metricsSrv != nil {
+		if err := metricsSrv.Shutdown(sctx); err != nil {
+			serveErr = errors.Join(serveErr, fmt.Errorf("metrics: shutdown: %w", err))
+		}
 	}
 	if err := db.Close(); err != nil {
 		serveErr = errors.Join(serveErr, err)
@@ -420,6 +488,15 @@ func policies(lim *limiter.Limiter) slog.Attr {
 		}
 	}
 	return slog.Group("", "policies", strings.Join(names, ","), "default", def)
+}
+
+// policyNames returns the names of the policies in force.
+func policyNames(lim *limiter.Limiter) []string {
+	var names []string
+	for _, p := range lim.Policies() {
+		names = append(names, p.Name)
+	}
+	return names
 }
 
 // wrap names the front in a serve error; nil stays nil.

@@ -1,8 +1,11 @@
 package respcompat
 
 import (
+	"context"
 	"sort"
 	"strings"
+	"sync/atomic"
+	"time"
 )
 
 // command is one command of the table: what COMMAND says of it, and its
@@ -21,6 +24,8 @@ type command struct {
 	// run returns: copy (string(arg)) what must outlive it.
 	run func(c *conn, args [][]byte)
 	doc doc
+
+	calls atomic.Uint64 // times run (Stats)
 }
 
 // doc is what COMMAND DOCS says of a command (redis-cli's help and hints).
@@ -181,6 +186,15 @@ func (s *Server) lookup(name []byte) *command {
 // in Redis's order.
 func (c *conn) exec(args [][]byte) {
 	cmd := c.s.lookup(args[0])
+	if cmd == nil {
+		c.s.unknown.Add(1)
+	} else {
+		cmd.calls.Add(1)
+	}
+	if c.logging = c.s.log.Enabled(context.Background(), c.s.accessLvl); c.logging && cmd != nil {
+		c.decision = ""
+		defer c.accessLog(cmd, args, time.Now())
+	}
 	switch {
 	case cmd == nil:
 		c.err(unknownCommand(args))

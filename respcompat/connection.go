@@ -44,6 +44,9 @@ type conn struct {
 	authed bool     // AUTH succeeded, or no password is required
 	quit   bool     // close after writing the replies so far
 
+	logging  bool   // the command being run is access-logged
+	decision string // the outcome of its take, for the access log line
+
 	// Shared with CLIENT LIST and INFO on other connections.
 	last   atomic.Pointer[command] // the last command run
 	active atomic.Int64            // when it ran, in Unix nanoseconds

@@ -94,7 +94,9 @@
 //	    DOCS gives what redis-cli 7 reads at startup for its hints.
 //	INFO [section ...]
 //	    server, clients, stats, persistence, keyspace, policies, top, and
-//	    bucketd (the fields of Config.Info), in Redis's format. The
+//	    bucketd (the fields of Config.Info), in Redis's format; all,
+//	    everything and commandstats add commandstats (cmdstat_<name>:
+//	    calls=N, from Stats). The
 //	    policies section has the number of policies, the default's name and
 //	    a line per policy with its decisions since the server started
 //	    (takes, not peeks; denied includes the refusals a shadow policy let

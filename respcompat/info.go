@@ -16,14 +16,20 @@ import (
 
 // INFO [section ...]: the sections server, clients, stats, persistence,
 // keyspace, policies and bucketd (Config.Info's fields), in Redis's format.
-// No section, "default", "all" and "everything" give them all; an unknown
-// section gives nothing.
+// No section, "default", "all" and "everything" give them all; "all",
+// "everything" and "commandstats" give commandstats too (cmdstat_<name>:
+// calls=N, the counts of Stats, "unknown" for unknown commands); an
+// unknown section gives nothing.
 func cmdInfo(c *conn, args [][]byte) {
 	all := len(args) == 1
+	everything := false // commandstats too, as Redis's "all"
 	want := make(map[string]bool)
 	for _, a := range args[1:] {
 		switch s := strings.ToLower(string(a)); s {
-		case "default", "all", "everything":
+		case "all", "everything":
+			everything = true
+			fallthrough
+		case "default":
 			all = true
 		default:
 			want[s] = true
@@ -110,6 +116,15 @@ func cmdInfo(c *conn, args [][]byte) {
 	}
 	if len(extra) > 0 {
 		section("Bucketd", extra...)
+	}
+	if everything || want["commandstats"] {
+		st := s.Stats()
+		var fields []string
+		for _, name := range slices.Sorted(maps.Keys(st.Commands)) {
+			fields = append(fields, "cmdstat_"+name, "calls="+strconv.FormatUint(st.Commands[name], 10))
+		}
+		want["commandstats"] = true // for section
+		section("Commandstats", fields...)
 	}
 	c.bulkString(b.String())
 }

@@ -1,6 +1,7 @@
 package respcompat
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,8 +71,9 @@ func TestInfo(t *testing.T) {
 	}{
 		{[]any{"INFO", "keyspace"}, []string{"Keyspace"}},
 		{[]any{"INFO", "SERVER", "Clients"}, []string{"Server", "Clients"}},
-		{[]any{"INFO", "all"}, sections},
-		{[]any{"INFO", "everything"}, sections},
+		{[]any{"INFO", "all"}, append(slices.Clone(sections), "Commandstats")},
+		{[]any{"INFO", "everything"}, append(slices.Clone(sections), "Commandstats")},
+		{[]any{"INFO", "commandstats"}, []string{"Commandstats"}},
 		{[]any{"INFO", "default"}, sections},
 		{[]any{"INFO", "bucketd"}, []string{"Bucketd"}},
 		{[]any{"INFO", "Policies"}, []string{"Policies"}},

@@ -98,6 +98,13 @@ type Config struct {
 	// Now is the clock of TIME, INFO's uptime and CLIENT LIST's ages; nil
 	// means time.Now. The buckets' clock is the Store's.
 	Now func() time.Time
+	// Metrics, if not nil, counts the takes of BUCKET.TAKE and
+	// CL.THROTTLE.
+	Metrics Metrics
+	// AccessLog logs a line for every command at info level (at debug
+	// level otherwise): its name, its key, the decision of a take and the
+	// time it took. No other argument, and so no password, is logged.
+	AccessLog bool
 }
 
 // Server serves the Redis protocol (RESP2) on the buckets of a Store. Create
@@ -125,6 +132,8 @@ type Server struct {
 	doneCmds    atomic.Uint64 // commands run by connections since closed; changed with mu held
 	maxInputBuf atomic.Int64  // the largest read buffer any connection grew
 	saving      atomic.Bool   // a BGSAVE is running
+	unknown     atomic.Uint64 // unknown commands run (Stats)
+	accessLvl   slog.Level    // the level of a command's access log line
 
 	mu        sync.Mutex // guards the fields below
 	ln        net.Listener
@@ -150,6 +159,10 @@ func New(s Limiter, cfg Config) *Server {
 	}
 	if srv.now == nil {
 		srv.now = time.Now
+	}
+	srv.accessLvl = slog.LevelDebug
+	if cfg.AccessLog {
+		srv.accessLvl = slog.LevelInfo
 	}
 	if srv.cfg.MaxClients <= 0 {
 		srv.cfg.MaxClients = 10000

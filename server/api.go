@@ -43,13 +43,13 @@ func (s *Server) api(admin bool, h fiber.Handler) fiber.Handler {
 				return err
 			}
 		}
-		logDebug := s.log.Enabled(context.Background(), slog.LevelDebug)
+		logDebug := s.log.Enabled(context.Background(), s.accessLvl)
 		var start time.Time
 		if logDebug {
 			start = time.Now()
 		}
 		if err = h(c); err == nil && logDebug {
-			s.log.LogAttrs(context.Background(), slog.LevelDebug, "request",
+			s.log.LogAttrs(context.Background(), s.accessLvl, "request",
 				slog.String("method", c.Method()),
 				slog.String("path", strings.Clone(c.Path())),
 				slog.Int("status", c.Response().StatusCode()),

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -45,9 +47,26 @@ func (s *Server) takeOne(req *takeRequest) (*decision, error) {
 			return nil, err
 		}
 	}
+	logTake := s.log.Enabled(context.Background(), s.accessLvl)
+	var start time.Time
+	if s.metrics != nil || logTake {
+		start = time.Now()
+	}
 	res, err := s.lim.Take(req.Key, req.Policy, cost)
+	if s.metrics != nil {
+		s.observe(frontJSON, cost, &res, err, start)
+	}
 	if err != nil {
 		return nil, takeError(err, req.Policy)
+	}
+	if logTake { // a batch's request line names no key: each take has its line
+		s.log.LogAttrs(context.Background(), s.accessLvl, "take",
+			slog.String("front", frontJSON),
+			slog.String("key", req.Key),
+			slog.String("policy", res.Policy.Name),
+			slog.String("cost", cost.String()),
+			slog.String("decision", outcome(&res)),
+			slog.Duration("duration", time.Since(start)))
 	}
 	return newDecision(req.Key, cost, &res), nil
 }

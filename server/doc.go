@@ -15,6 +15,9 @@
 //	                      reach the disk; 503 {"status":"unavailable","error":"..."}
 //	                      while writes fail or once it is closed (readiness)
 //	GET /ui               the dashboard (ui.go), and its files at /ui/{asset}
+//	GET /metrics          the Config.Metrics handler (Prometheus), when set;
+//	                      no admin token. Without Config.Metrics, /metrics is
+//	                      a take of the key "metrics"
 //
 // and the JSON API under /v1, described by the OpenAPI 3.1 document served
 // at GET /v1/openapi.json (openapi.json here; a test keeps it in step with
@@ -41,9 +44,10 @@
 // 405 too, since a GET of /{key} takes a token. A key in a path is one path
 // segment, percent-decoded ("/a%2Fb" is the key "a/b"; '+' is kept as is),
 // at most Config.MaxKeyLen bytes once decoded. The fixed paths are routed
-// first, so the keys "healthz", "readyz", "v1" and "ui" can only be
-// reached percent-encoded, as /health%7A, /ready%7A, /v%31 and /u%69; GET
-// /v1 itself is a 404. A trailing slash is
+// first, so the keys "healthz", "readyz", "v1" and "ui" (and "metrics"
+// with Config.Metrics) can only be reached percent-encoded, as /health%7A,
+// /ready%7A, /v%31 and /u%69 (/metric%73); GET /v1 itself is a
+// 404. A trailing slash is
 // ignored: /joe/ is /joe. Routing is case-sensitive: /Joe and /joe are
 // different keys.
 //

@@ -51,8 +51,8 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	}
 	if status == fiber.StatusInternalServerError { // ours to fix: the only error-level line
 		s.logInternal(c, status, err)
-	} else if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.LogAttrs(context.Background(), slog.LevelDebug, "request",
+	} else if s.log.Enabled(context.Background(), s.accessLvl) {
+		s.log.LogAttrs(context.Background(), s.accessLvl, "request",
 			slog.String("method", c.Method()),
 			slog.String("path", strings.Clone(c.Path())),
 			slog.Int("status", status),

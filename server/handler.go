@@ -44,9 +44,9 @@ func (s *Server) take(c *fiber.Ctx) (err error) {
 			err = fmt.Errorf("server: panic: %v\n%s", r, debug.Stack())
 		}
 	}()
-	logDebug := s.log.Enabled(context.Background(), slog.LevelDebug)
+	logDebug := s.log.Enabled(context.Background(), s.accessLvl)
 	var start time.Time
-	if logDebug {
+	if logDebug || s.metrics != nil {
 		start = time.Now()
 	}
 
@@ -65,6 +65,9 @@ func (s *Server) take(c *fiber.Ctx) (err error) {
 	policy := c.Query("policy")
 
 	res, err := s.lim.Take(key, policy, cost)
+	if s.metrics != nil {
+		s.observe(frontHTTP, cost, &res, err, start)
+	}
 	if err != nil {
 		return takeError(err, policy)
 	}
@@ -91,12 +94,14 @@ func (s *Server) take(c *fiber.Ctx) (err error) {
 	resp.Header.SetContentType(mimeJSON)
 
 	if logDebug {
-		s.log.LogAttrs(context.Background(), slog.LevelDebug, "take",
+		s.log.LogAttrs(context.Background(), s.accessLvl, "take",
+			slog.String("front", frontHTTP),
 			slog.String("key", strings.Clone(key)),
 			slog.String("policy", res.Policy.Name),
 			slog.String("cost", cost.String()),
 			slog.Bool("allowed", res.Allowed),
 			slog.Bool("shadow", res.Policy.Shadow),
+			slog.String("decision", outcome(&res)),
 			slog.Int("status", status),
 			slog.Duration("duration", time.Since(start)))
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -116,6 +117,13 @@ type Config struct {
 	// TLS, when not nil, makes Serve answer HTTPS only, with this
 	// configuration (its certificates, or GetCertificate to reload them).
 	TLS *tls.Config
+	// Metrics, if not nil, counts takes and requests, and is served at
+	// GET /metrics.
+	Metrics Metrics
+	// AccessLog logs a line for every request at info level (at debug
+	// level otherwise): the front, key, decision, status and latency. No
+	// header, and so no admin token, is ever logged.
+	AccessLog bool
 }
 
 // Limits of the HTTP server itself. They are not in Config because no one
@@ -147,6 +155,9 @@ type Server struct {
 	app       *fiber.App
 	tls       *tls.Config
 	conns     connSet // the open connections, for Shutdown
+	metrics   Metrics          // nil: none
+	accessLvl slog.Level       // the level of a request's line
+	other     func(status int) // counts the requests that match no route; nil without metrics
 
 	mu     sync.Mutex // guards ln and closed
 	ln     *onceCloseListener
@@ -163,6 +174,11 @@ func New(lim Limiter, cfg Config) *Server {
 		reload:    cfg.Reload,
 		admin:     newAdminAuth(cfg.AdminToken),
 		tls:       cfg.TLS,
+		metrics:   cfg.Metrics,
+		accessLvl: slog.LevelDebug,
+	}
+	if cfg.AccessLog {
+		s.accessLvl = slog.LevelInfo
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -184,13 +200,20 @@ func New(lim Limiter, cfg Config) *Server {
 		ReadTimeout:    readTimeout,
 		WriteTimeout:   writeTimeout,
 		IdleTimeout:    idleTimeout,
-		ErrorHandler:   s.handleError,
+		ErrorHandler:   s.unrouted,
 	})
 	s.routes = s.routeTable()
+	if s.metrics != nil {
+		s.other = s.metrics.Route("", routeOther)
+		s.routes = slices.Insert(s.routes, len(s.routes)-1, route{fiber.MethodGet, "/metrics", false, s.metricsHandler()})
+	}
 	for _, r := range s.routes {
 		h := r.handler
 		if strings.HasPrefix(r.path, "/v1/") { // the JSON API; not the hot path
 			h = s.api(r.admin, h)
+		}
+		if s.metrics != nil {
+			h = s.counted(h, s.metrics.Route(r.method, r.path))
 		}
 		// Add, not Get: Fiber's Get also registers HEAD, and a HEAD must
 		// not take a token. HEAD gets 405.
@@ -319,7 +342,7 @@ func knownMethod(method []byte) bool {
 func (s *Server) unknownMethod(ctx *fasthttp.RequestCtx) {
 	c := s.app.AcquireCtx(ctx)
 	defer s.app.ReleaseCtx(c)
-	_ = s.handleError(c, fiber.ErrMethodNotAllowed) // it always returns nil
+	_ = s.unrouted(c, fiber.ErrMethodNotAllowed) // it always returns nil
 }
 
 // Serve answers HTTP requests on ln until Shutdown, and then returns nil. It

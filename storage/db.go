@@ -148,6 +148,7 @@ type DB struct {
 	maxPerShard int
 	evicted     atomic.Uint64
 	closed      atomic.Bool
+	stats       counters // for Stats
 
 	wal        *wal.Log
 	walDir     string

@@ -204,9 +204,11 @@ func (db *DB) sweep() {
 // pages are copied out, never during the write. On failure the pages stay
 // dirty and the log keeps every segment, to be written by the next
 // checkpoint, and Health reports the failure until one succeeds.
-func (db *DB) checkpointNow(sweep bool) error {
+func (db *DB) checkpointNow(sweep bool) (err error) {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
+	start, written := db.clock.Mono(), 0
+	defer func() { db.stats.noteCheckpoint(written, db.clock.Mono()-start, err) }()
 	next, err := db.wal.Rotate()
 	db.noteLog(err)
 	if err != nil {
@@ -279,6 +281,7 @@ func (db *DB) checkpointNow(sweep bool) error {
 	}
 	db.checkpoint = next
 	db.health.Store(nil)
+	written = len(arena)
 	if err := db.wal.RemoveBefore(next); err != nil {
 		db.log.Warn("storage: could not remove the log segments a checkpoint holds; they are kept", "err", err)
 	}

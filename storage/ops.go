@@ -41,6 +41,7 @@ func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.
 			s.mu.Unlock()
 			return d, db.durable(0, err)
 		}
+		db.stats.created.Add(1)
 	}
 	nb := db.putLocked(s, pg, e, b, ns, key, limits, states, t, d.ResetAfter)
 	s.buf = appendPut(s.buf[:0], key, nb, db.clock.Wall().UnixNano()-t) // the wall offset, from the instant already read
@@ -157,6 +158,8 @@ func (db *DB) Set(ns Namespace, key string, limits []bucket.Limit, tokens bucket
 		} else if err := db.makeRoomLocked(s); err != nil {
 			s.mu.Unlock()
 			return d, db.durable(0, err)
+		} else {
+			db.stats.created.Add(1)
 		}
 		nb := db.putLocked(s, pg, e, b, ns, key, limits, states, t, d.ResetAfter)
 		s.buf = appendPut(s.buf[:0], key, nb, db.clock.Wall().UnixNano()-t) // the wall offset, from the instant already read

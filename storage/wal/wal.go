@@ -113,6 +113,8 @@ type Log struct {
 	cur      segment   // the current segment; size is its good length
 	old      []segment // older segments, oldest first
 	oldBytes int64     // the sum of old's sizes
+
+	stats counters // for Stats
 }
 
 // Open opens the log in dir, creating dir and a first segment if there are
@@ -316,7 +318,9 @@ func (l *Log) writeLocked(window bool) error {
 		dir = l.dir
 	}
 	l.mu.Unlock()
+	start := time.Now()
 	err := writeSync(f, data, off, dir)
+	l.stats.note(len(data), time.Since(start), err)
 	l.mu.Lock()
 	l.inflight = 0
 	if err != nil {
