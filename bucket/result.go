@@ -17,6 +17,10 @@ var (
 	// (a failed write or sync of the data file). The change stays made in
 	// memory, and a later write carries it to the disk.
 	ErrNotDurable = errors.New("not durable")
+	// ErrStoreUnavailable is returned when a remote store (Redis) cannot be
+	// reached, or does not answer within its timeout. Nothing is known to
+	// have changed; the limiter applies the policy's failure mode.
+	ErrStoreUnavailable = errors.New("store unavailable")
 )
 
 // DefaultPolicy is the name of the policy used when a take names none.
