@@ -18,7 +18,7 @@ import (
 // maxProduct. Common limits are far inside it: 100 every second gives p = 10,
 // 5000 a day p = 17280, 1 every 3 s p = 3000; a capacity of 10^6 tokens
 // allows any p up to 4503. Instants are kept in nanoseconds from the current
-// second, exact for 46 days either side, and every window is shorter.
+// second, exact for 92 days either side, and every window is at most 2^52 ns (52 days).
 const maxProduct = 1 << 52
 
 // spec is a limit as the script reads it: "capacity:n:p:tokens:per:rate".

@@ -20,8 +20,8 @@ end
 local function rel(s)
   local sec, ns = splitns(s)
   local ds = sec - osec
-  if ds > 4000000 then return BIG end
-  if ds < -4000000 then return -BIG end
+  if ds > 8000000 then return 8000000000000000 end
+  if ds < -8000000 then return -8000000000000000 end
   return ds * 1000000000 + ns
 end
 local reset = ARGV[3]

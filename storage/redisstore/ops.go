@@ -244,4 +244,3 @@ func (s *Store) Namespaces(key string) ([]storage.Namespace, error) {
 	slices.SortFunc(out, storage.Namespace.Compare)
 	return out, nil
 }
-

@@ -86,4 +86,3 @@ func (s *Store) DeleteOverride(ns storage.Namespace, key string) error {
 	defer cancel()
 	return s.fail(s.rdb.HDel(ctx, overridesKey, overrideField(ns, key)).Err())
 }
-
