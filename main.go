@@ -64,6 +64,9 @@ type config struct {
 	shutdownWait time.Duration
 	configFile   string // the policies file; "" for none
 	checkConfig  string // a policies file to check, instead of serving
+	store        string // a Redis URL: the Redis store instead of --data
+	storeTimeout time.Duration
+	onStoreError bucket.FailMode
 }
 
 const usageExample = `
@@ -113,6 +116,13 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	})
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
 	fs.StringVar(&c.configFile, "config", "", "policies `file` (YAML); SIGHUP reloads it")
+	fs.StringVar(&c.store, "store", "", "shared Redis store `URL` instead of --data: redis://[user:pass@]host:port[/db], rediss:// (TLS), redis+cluster://host:port,host:port")
+	fs.DurationVar(&c.storeTimeout, "store-timeout", 50*time.Millisecond, "with --store: how long a call to Redis may take before the take fails as --on-store-error says")
+	c.onStoreError = bucket.FailClosed
+	fs.Func("on-store-error", "with --store, when Redis is unreachable or slower than --store-timeout: closed (503, -ERR) or open (allowed, counted); a policy's on_store_error overrides it (default closed)", func(s string) (err error) {
+		c.onStoreError, err = bucket.ParseFailMode(s)
+		return err
+	})
 	fs.StringVar(&c.checkConfig, "check-config", "", "check the policies `file` and exit: 0 if it is valid, 1 with every problem")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bucketd [flags]\n\nFlags (each also as BUCKETD_<NAME>, e.g. BUCKETD_HTTP_ADDR):\n")
@@ -181,13 +191,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 
-	db, err := storage.Open(cfg.data, storage.Options{
-		Sync:         cfg.sync,
-		SyncInterval: cfg.syncInterval,
-		MaxLogBytes:  cfg.maxLogBytes,
-		MaxKeys:      cfg.maxKeys,
-		Logger:       log,
-	})
+	db, storeInfo, err := openStore(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -195,6 +199,8 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	lim, err := limiter.New(db, limiter.Options{
 		Default: bucket.Limit{Capacity: cfg.capacity, Rate: cfg.rate},
 		Logger:  log,
+
+		OnStoreError: cfg.onStoreError,
 	})
 	if err != nil {
 		return err
@@ -240,9 +246,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 			MaxClients:  cfg.maxClients,
 			IdleTimeout: cfg.idleTimeout,
 			Shutdown:    cancel,
-			Info: func() map[string]string {
-				return map[string]string{"data_file": db.Path(), "sync_mode": db.SyncMode().String()}
-			},
+			Info:        storeInfo,
 		})
 		go func() { errc <- wrap("resp", respSrv.Serve(respLn)) }()
 	}
@@ -251,7 +255,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		resp = respLn.Addr().String()
 	}
 	log.Info("bucketd started",
-		"http", httpLn.Addr().String(), "resp", resp, "data", cfg.data,
+		"http", httpLn.Addr().String(), "resp", resp, "data", cmp.Or(redacted(cfg.store), cfg.data),
 		"capacity", cfg.capacity.String(), "rate", cfg.rate.String(),
 		"sync", cfg.sync.String(), "sync_interval", cfg.syncInterval.String(),
 		"config", cmp.Or(cfg.configFile, "none"), policies(lim))

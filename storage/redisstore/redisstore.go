@@ -95,7 +95,7 @@ func Open(rawURL string, o Options) (*Store, error) {
 	default:
 		ro, err := redis.ParseURL(rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("--store %q: %v", redact(rawURL), err)
+			return nil, fmt.Errorf("--store %q: %v", Redact(rawURL), err)
 		}
 		ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = o.Timeout, o.Timeout, o.Timeout
 		ro.MaxRetries = -1
@@ -104,7 +104,7 @@ func Open(rawURL string, o Options) (*Store, error) {
 	}
 	if err := s.load(); err != nil {
 		_ = s.rdb.Close()
-		return nil, fmt.Errorf("redis store %s: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("redis store %s: %w", Redact(rawURL), err)
 	}
 	return s, nil
 }
@@ -120,7 +120,7 @@ func clusterOptions(raw string) (*redis.ClusterOptions, error) {
 	if at := strings.LastIndex(rest, "@"); at >= 0 {
 		u, err := url.Parse("x://" + rest[:at+1] + "h")
 		if err != nil {
-			return nil, fmt.Errorf("--store %q: bad credentials", redact(raw))
+			return nil, fmt.Errorf("--store %q: bad credentials", Redact(raw))
 		}
 		user = u.User.Username()
 		pass, _ = u.User.Password()
@@ -133,7 +133,7 @@ func clusterOptions(raw string) (*redis.ClusterOptions, error) {
 		}
 	}
 	if len(addrs) == 0 {
-		return nil, fmt.Errorf("--store %q: want redis+cluster://host:port[,host:port...]", redact(raw))
+		return nil, fmt.Errorf("--store %q: want redis+cluster://host:port[,host:port...]", Redact(raw))
 	}
 	scheme := "redis"
 	if tls {
@@ -142,13 +142,13 @@ func clusterOptions(raw string) (*redis.ClusterOptions, error) {
 	// One parse of the first address gives the TLS settings of the scheme.
 	ro, err := redis.ParseURL(scheme + "://" + addrs[0])
 	if err != nil {
-		return nil, fmt.Errorf("--store %q: %v", redact(raw), err)
+		return nil, fmt.Errorf("--store %q: %v", Redact(raw), err)
 	}
 	return &redis.ClusterOptions{Addrs: addrs, Username: user, Password: pass, TLSConfig: ro.TLSConfig}, nil
 }
 
-// redact hides a password in a URL for messages.
-func redact(raw string) string {
+// Redact hides the password of a store URL, for messages.
+func Redact(raw string) string {
 	i := strings.Index(raw, "://")
 	at := strings.LastIndex(raw, "@")
 	if i < 0 || at < i {
