@@ -105,7 +105,11 @@ func keyOf(index string) (string, bool) {
 	if !ok || !strings.HasSuffix(s, "}") || len(s) < 2 {
 		return "", false
 	}
-	return untag(s[:len(s)-1]), true
+	k := untag(s[:len(s)-1])
+	if k == "" || indexKey(k) != index { // not a name the store writes
+		return "", false
+	}
+	return k, true
 }
 
 func nsID(ns storage.Namespace) string {
