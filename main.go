@@ -67,6 +67,7 @@ type config struct {
 	store        string // a Redis URL: the Redis store instead of --data
 	storeTimeout time.Duration
 	onStoreError bucket.FailMode
+	refresh      time.Duration // with --store: how often overrides are read again
 }
 
 const usageExample = `
@@ -123,6 +124,7 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 		c.onStoreError, err = bucket.ParseFailMode(s)
 		return err
 	})
+	fs.DurationVar(&c.refresh, "overrides-refresh", time.Second, "with --store: how often the overrides are read again from Redis, where other instances may have changed them")
 	fs.StringVar(&c.checkConfig, "check-config", "", "check the policies `file` and exit: 0 if it is valid, 1 with every problem")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bucketd [flags]\n\nFlags (each also as BUCKETD_<NAME>, e.g. BUCKETD_HTTP_ADDR):\n")
@@ -230,6 +232,9 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if cfg.store != "" {
+		go refreshOverrides(ctx, lim, cfg.refresh, log)
+	}
 	// SIGHUP reloads the policies. Notify before the start line, so that a
 	// SIGHUP sent once bucketd has said it started never kills it.
 	hup := make(chan os.Signal, 1)
@@ -246,7 +251,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 			MaxClients:  cfg.maxClients,
 			IdleTimeout: cfg.idleTimeout,
 			Shutdown:    cancel,
-			Info:        storeInfo,
+			Info:        func() map[string]string { return storeInfo(lim) },
 		})
 		go func() { errc <- wrap("resp", respSrv.Serve(respLn)) }()
 	}

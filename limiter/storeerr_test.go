@@ -76,3 +76,43 @@ func TestStoreUnavailable(t *testing.T) {
 		})
 	}
 }
+
+// TestOverridesShared: two limiters on one Redis, as two instances: an
+// override set through one is in force in the other after a refresh, and
+// so is its deletion.
+func TestOverridesShared(t *testing.T) {
+	srv := redistest.Start(t)
+	open := func() *limiter.Limiter {
+		st, err := redisstore.Open(srv.URL, redisstore.Options{Timeout: 5 * time.Second})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = st.Close() })
+		l, err := limiter.New(st, limiter.Options{})
+		require.NoError(t, err)
+		return l
+	}
+	a, b := open(), open()
+	big := []bucket.Limit{{Capacity: 100 * bucket.Token, Rate: bucket.PerSecond(1)}}
+	require.NoError(t, a.SetOverride(bucket.Override{Key: "vip", Limits: big}))
+	_, ok := b.Override("vip", "")
+	assert.False(t, ok, "not yet refreshed")
+	changed, err := b.RefreshOverrides()
+	require.NoError(t, err)
+	assert.True(t, changed)
+	o, ok := b.Override("vip", "")
+	require.True(t, ok)
+	assert.Equal(t, big, o.Limits)
+	res, err := b.Take("vip", "", 50*bucket.Token)
+	require.NoError(t, err)
+	assert.True(t, res.Allowed, "the override's capacity, through the other instance")
+	changed, err = b.RefreshOverrides()
+	require.NoError(t, err)
+	assert.False(t, changed)
+
+	deleted, err := a.DeleteOverride("vip", "")
+	require.NoError(t, err)
+	require.True(t, deleted)
+	_, err = b.RefreshOverrides()
+	require.NoError(t, err)
+	_, ok = b.Override("vip", "")
+	assert.False(t, ok)
+}
