@@ -68,6 +68,7 @@ type config struct {
 	storeTimeout time.Duration
 	onStoreError bucket.FailMode
 	refresh      time.Duration // with --store: how often overrides are read again
+	storePrefix  string
 }
 
 const usageExample = `
@@ -124,6 +125,7 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 		c.onStoreError, err = bucket.ParseFailMode(s)
 		return err
 	})
+	fs.StringVar(&c.storePrefix, "store-prefix", "bucketd", "with --store: the start of every Redis key bucketd writes; deployments sharing one Redis keep apart by it")
 	fs.DurationVar(&c.refresh, "overrides-refresh", time.Second, "with --store: how often the overrides are read again from Redis, where other instances may have changed them")
 	fs.StringVar(&c.checkConfig, "check-config", "", "check the policies `file` and exit: 0 if it is valid, 1 with every problem")
 	fs.Usage = func() {

@@ -15,7 +15,7 @@ import (
 // --store, else the embedded one at --data. info is what INFO shows of it.
 func openStore(cfg config, log *slog.Logger) (storage.Store, func(*limiter.Limiter) map[string]string, error) {
 	if cfg.store != "" {
-		st, err := redisstore.Open(cfg.store, redisstore.Options{Timeout: cfg.storeTimeout})
+		st, err := redisstore.Open(cfg.store, redisstore.Options{Timeout: cfg.storeTimeout, Prefix: cfg.storePrefix})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -66,18 +66,35 @@ func clampCost(c bucket.Tokens) int64 {
 	return min(max(int64(c), -maxProduct-1), maxProduct+1)
 }
 
-// The keys: a bucket is the hash "bucketd:{KEY}:NS", NS being the policy's
-// name or "(cl.throttle)"; a key's namespaces are the set "bucketd-ns:{KEY}".
-// The braces make KEY the Cluster hash tag, so a key's buckets and its set
-// are on one node and one script reaches them together. A KEY that starts
-// with '}' or '~' is written with a '~' before it, so that the tag is never
-// empty.
+// The keys: a bucket is the hash "PREFIX:{KEY}:NS", NS being the policy's
+// name or "(cl.throttle)"; a key's namespaces are the set "PREFIX-ns:{KEY}";
+// the overrides are the hash "PREFIX-overrides". PREFIX is "bucketd" unless
+// Options.Prefix says otherwise. The braces make KEY the Cluster hash tag,
+// so a key's buckets and its set are on one node and one script reaches
+// them together. A KEY that starts with '}' or '~' is written with a '~'
+// before it, so that the tag is never empty.
 const (
-	bucketPrefix = "bucketd:{"
-	indexPrefix  = "bucketd-ns:{"
-	overridesKey = "bucketd-overrides"
-	cellID       = "(cl.throttle)"
+	DefaultPrefix = "bucketd"
+	cellID        = "(cl.throttle)"
 )
+
+// names are the names of a store's keys in Redis.
+type names struct {
+	bucketPrefix, indexPrefix, overrides string
+}
+
+func newNames(prefix string) names {
+	return names{bucketPrefix: prefix + ":{", indexPrefix: prefix + "-ns:{", overrides: prefix + "-overrides"}
+}
+
+// checkPrefix refuses a prefix that a SCAN pattern or a hash tag would
+// misread.
+func checkPrefix(p string) error {
+	if p == "" || strings.ContainsAny(p, "{}*?[]\\") {
+		return fmt.Errorf("redis store: prefix %q: want a non-empty name without braces or glob characters", p)
+	}
+	return nil
+}
 
 func tag(key string) string {
 	if key[0] == '}' || key[0] == '~' {
@@ -88,25 +105,25 @@ func tag(key string) string {
 
 func untag(t string) string { return strings.TrimPrefix(t, "~") }
 
-func bucketKey(ns storage.Namespace, key string) string {
-	return bucketPrefix + tag(key) + "}:" + nsID(ns)
+func (n names) bucketKey(ns storage.Namespace, key string) string {
+	return n.bucketPrefix + tag(key) + "}:" + nsID(ns)
 }
 
-func indexKey(key string) string { return indexPrefix + tag(key) + "}" }
+func (n names) indexKey(key string) string { return n.indexPrefix + tag(key) + "}" }
 
 // bucketsOf is the prefix of key's buckets, given its index.
-func bucketsOf(index string) string {
-	return bucketPrefix + strings.TrimPrefix(index, indexPrefix) + ":"
+func (n names) bucketsOf(index string) string {
+	return n.bucketPrefix + strings.TrimPrefix(index, n.indexPrefix) + ":"
 }
 
 // keyOf returns the key of an index, false if it is not one.
-func keyOf(index string) (string, bool) {
-	s, ok := strings.CutPrefix(index, indexPrefix)
+func (n names) keyOf(index string) (string, bool) {
+	s, ok := strings.CutPrefix(index, n.indexPrefix)
 	if !ok || !strings.HasSuffix(s, "}") || len(s) < 2 {
 		return "", false
 	}
 	k := untag(s[:len(s)-1])
-	if k == "" || indexKey(k) != index { // not a name the store writes
+	if k == "" || n.indexKey(k) != index { // not a name the store writes
 		return "", false
 	}
 	return k, true

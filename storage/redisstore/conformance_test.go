@@ -1,7 +1,10 @@
 package redisstore_test
 
 import (
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +34,29 @@ func TestConformance(t *testing.T) {
 			Open: func(c storage.Clock) (storage.Store, error) {
 				once.Do(func() { mono0 = c.Mono() })
 				return redisstore.Open(srv.URL, redisstore.Options{Timeout: 5 * time.Second, Now: fakeNow(c, mono0)})
+			},
+		}
+	})
+}
+
+// TestConformanceCluster runs the suite on one three-master Redis Cluster,
+// each subtest under a prefix of its own (Options.Prefix), so that they
+// share the Cluster and not their state.
+func TestConformanceCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Cluster")
+	}
+	url := "redis+cluster://" + strings.Join(redistest.StartCluster(t), ",")
+	var n atomic.Int64
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		prefix := "t" + strconv.FormatInt(n.Add(1), 10)
+		var once sync.Once
+		var mono0 time.Duration
+		return storetest.Harness{
+			Persistent: true,
+			Open: func(c storage.Clock) (storage.Store, error) {
+				once.Do(func() { mono0 = c.Mono() })
+				return redisstore.Open(url, redisstore.Options{Timeout: 5 * time.Second, Now: fakeNow(c, mono0), Prefix: prefix})
 			},
 		}
 	})

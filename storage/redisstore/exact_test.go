@@ -154,7 +154,7 @@ func boolInt(b bool) int64 {
 // requireStored compares the bucket's hash with the model's states.
 func requireStored(t *testing.T, st *Store, ns storage.Namespace, key string, m *model, now time.Time, where string) {
 	t.Helper()
-	h, err := st.rdb.HGetAll(context.Background(), bucketKey(ns, key)).Result()
+	h, err := st.rdb.HGetAll(context.Background(), testNames.bucketKey(ns, key)).Result()
 	require.NoError(t, err)
 	if m.states == nil || m.fullAt <= now.UnixNano() {
 		if len(h) > 0 { // a stored, full bucket may remain only until its expiry

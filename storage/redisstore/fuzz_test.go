@@ -10,6 +10,8 @@ import (
 	"github.com/bucketd/bucketd/storage"
 )
 
+var testNames = newNames(DefaultPrefix)
+
 // FuzzParseStored: what is read back from Redis (a limit's spec, an
 // override's field and value, a key index's name) is parsed without a
 // panic, whatever another program wrote there; and a spec the store
@@ -27,8 +29,8 @@ func FuzzParseStored(f *testing.F) {
 			}
 		}
 		_, _ = parseOverride(field, value)
-		if k, ok := keyOf(index); ok && k != "" {
-			require.Equal(t, index, indexKey(k), "a key index names one key")
+		if k, ok := testNames.keyOf(index); ok && k != "" {
+			require.Equal(t, index, testNames.indexKey(k), "a key index names one key")
 		}
 		_, _ = clusterOptions("redis+cluster://" + index)
 		if !strings.ContainsAny(value, ":/@?#") {
@@ -42,8 +44,8 @@ func FuzzParseStored(f *testing.F) {
 // with one non-empty hash tag, and is read back from its index.
 func TestKeysRoundTrip(t *testing.T) {
 	for _, k := range []string{"joe", "}", "}x", "~", "~~a", "a}b", "{a}", "a:b", " "} {
-		idx := indexKey(k)
-		got, ok := keyOf(idx)
+		idx := testNames.indexKey(k)
+		got, ok := testNames.keyOf(idx)
 		require.True(t, ok, k)
 		require.Equal(t, k, got)
 		tagOf := func(s string) string {
@@ -51,10 +53,10 @@ func TestKeysRoundTrip(t *testing.T) {
 			j := strings.IndexByte(s[i+1:], '}')
 			return s[i+1 : i+1+j]
 		}
-		b := bucketKey(storage.PolicyNS("free"), k)
+		b := testNames.bucketKey(storage.PolicyNS("free"), k)
 		require.NotEmpty(t, tagOf(idx), k)
 		require.Equal(t, tagOf(idx), tagOf(b), "%q: one slot for the index and the bucket", k)
-		require.True(t, strings.HasPrefix(b, bucketsOf(idx)), k)
+		require.True(t, strings.HasPrefix(b, testNames.bucketsOf(idx)), k)
 	}
 	_, err := spec(bucket.Limit{Capacity: bucket.MaxTokens, Rate: bucket.Rate{Tokens: 7 * bucket.Token, Per: 13_000_000_001}})
 	require.ErrorIs(t, err, bucket.ErrInvalid, "beyond the exact range")

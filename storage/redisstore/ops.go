@@ -69,7 +69,7 @@ func (s *Store) run(mode string, ns storage.Namespace, key string, specs []strin
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	v, err := takeScript.Run(ctx, s.rdb, []string{bucketKey(ns, key), indexKey(key)}, args...).Slice()
+	v, err := takeScript.Run(ctx, s.rdb, []string{s.n.bucketKey(ns, key), s.n.indexKey(key)}, args...).Slice()
 	if err := s.fail(err); err != nil {
 		return result{}, err
 	}
@@ -200,7 +200,7 @@ func (s *Store) Peek(ns storage.Namespace, key string, limits []bucket.Limit) (b
 func (s *Store) live(c redis.Scripter, key, reset string) *redis.Cmd {
 	ctx, cancel := s.ctx()
 	defer cancel()
-	return liveScript.Run(ctx, c, []string{indexKey(key)}, s.nowArg(), bucketsOf(indexKey(key)), reset)
+	return liveScript.Run(ctx, c, []string{s.n.indexKey(key)}, s.nowArg(), s.n.bucketsOf(s.n.indexKey(key)), reset)
 }
 
 // Reset implements storage.Store.

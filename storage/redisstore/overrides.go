@@ -42,7 +42,7 @@ func (s *Store) Overrides() ([]storage.Override, error) {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	m, err := s.rdb.HGetAll(ctx, overridesKey).Result()
+	m, err := s.rdb.HGetAll(ctx, s.n.overrides).Result()
 	if err := s.fail(err); err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (s *Store) PutOverride(o storage.Override) error {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	return s.fail(s.rdb.HSet(ctx, overridesKey, overrideField(o.NS, o.Key), strings.Join(specs, " ")).Err())
+	return s.fail(s.rdb.HSet(ctx, s.n.overrides, overrideField(o.NS, o.Key), strings.Join(specs, " ")).Err())
 }
 
 // DeleteOverride implements storage.Store.
@@ -84,5 +84,5 @@ func (s *Store) DeleteOverride(ns storage.Namespace, key string) error {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	return s.fail(s.rdb.HDel(ctx, overridesKey, overrideField(ns, key)).Err())
+	return s.fail(s.rdb.HDel(ctx, s.n.overrides, overrideField(ns, key)).Err())
 }

@@ -57,6 +57,9 @@ type Options struct {
 	// server never sets it, since Redis's clock is what lets instances with
 	// skewed clocks agree.
 	Now func() time.Time
+	// Prefix starts the name of every key the store writes; DefaultPrefix
+	// if empty. Deployments that share one Redis keep apart by it.
+	Prefix string
 }
 
 // Store is a storage.Store in Redis.
@@ -64,6 +67,7 @@ type Store struct {
 	rdb     redis.UniversalClient
 	cluster *redis.ClusterClient // when rdb is one
 	timeout time.Duration
+	n       names
 	now     func() time.Time
 	closed  atomic.Bool
 	once    sync.Once
@@ -80,7 +84,13 @@ func Open(rawURL string, o Options) (*Store, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	s := &Store{timeout: o.Timeout, now: o.Now}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if err := checkPrefix(o.Prefix); err != nil {
+		return nil, err
+	}
+	s := &Store{timeout: o.Timeout, now: o.Now, n: newNames(o.Prefix)}
 	switch {
 	case strings.HasPrefix(rawURL, "redis+cluster://"), strings.HasPrefix(rawURL, "rediss+cluster://"):
 		co, err := clusterOptions(rawURL)

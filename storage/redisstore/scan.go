@@ -47,7 +47,7 @@ func (s *Store) Scan(cursor uint64, count int) ([]string, uint64, error) {
 	if node >= len(nodes) {
 		return nil, 0, nil
 	}
-	raw, rc, err := nodes[node].Scan(ctx, cursor&(1<<cursorBits-1), indexPrefix+"*", int64(max(count, 1))).Result()
+	raw, rc, err := nodes[node].Scan(ctx, cursor&(1<<cursorBits-1), s.n.indexPrefix+"*", int64(max(count, 1))).Result()
 	if err := s.fail(err); err != nil {
 		return nil, 0, err
 	}
@@ -60,7 +60,7 @@ func (s *Store) Scan(cursor uint64, count int) ([]string, uint64, error) {
 	}
 	var keys []string
 	for _, r := range raw {
-		if k, ok := keyOf(r); ok {
+		if k, ok := s.n.keyOf(r); ok {
 			keys = append(keys, k)
 		}
 	}
@@ -78,7 +78,7 @@ func (s *Store) liveAll(keys []string) ([]string, error) {
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(keys))
 		for i, k := range keys {
-			cmds[i] = liveScript.EvalSha(ctx, pipe, []string{indexKey(k)}, s.nowArg(), bucketsOf(indexKey(k)), "")
+			cmds[i] = liveScript.EvalSha(ctx, pipe, []string{s.n.indexKey(k)}, s.nowArg(), s.n.bucketsOf(s.n.indexKey(k)), "")
 		}
 		_, err := pipe.Exec(ctx)
 		cancel()
@@ -134,7 +134,7 @@ func (s *Store) Clear() error {
 		return err
 	}
 	for _, n := range nodes {
-		for _, match := range []string{bucketPrefix + "*", indexPrefix + "*"} {
+		for _, match := range []string{s.n.bucketPrefix + "*", s.n.indexPrefix + "*"} {
 			it := n.Scan(ctx, 0, match, 1000).Iterator()
 			var batch []string
 			flush := func() error {
