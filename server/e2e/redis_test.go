@@ -144,4 +144,11 @@ func TestRedisStoreBadURL(t *testing.T) {
 	assert.Contains(t, stderr, "redis store")
 	assert.NotContains(t, stderr, "secret")
 	assert.True(t, strings.Contains(stderr, "u:xxxxx@"), stderr)
+
+	code, _, stderr = runBinary(t, t.TempDir(), nil, "--on-store-error", "maybe")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `on store error "maybe": want closed or open`)
+	code, _, stderr = runBinary(t, t.TempDir(), nil, "--store", "redis://127.0.0.1:1", "--store-prefix", "a{b}")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "prefix")
 }

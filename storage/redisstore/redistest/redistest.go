@@ -3,6 +3,7 @@
 package redistest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -40,6 +41,7 @@ type Server struct {
 	// Addr is its host:port, or the unix socket's path.
 	Addr string
 	Dir  string
+	tls  bool
 }
 
 // Start starts a standalone redis-server listening on a unix socket in a
@@ -61,6 +63,20 @@ func StartTCP(t testing.TB, extra ...string) *Server {
 	port := FreePort(t)
 	s := &Server{t: t, Dir: dir, Addr: "127.0.0.1:" + strconv.Itoa(port), URL: fmt.Sprintf("redis://127.0.0.1:%d", port),
 		args: append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}, extra...)}
+	s.start()
+	return s
+}
+
+// StartTLS starts a standalone redis-server that accepts only TLS, on a
+// free loopback port, with the server certificate and key in PEM files.
+// Its URL is rediss://.
+func StartTLS(t testing.TB, certFile, keyFile string) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	port := FreePort(t)
+	s := &Server{t: t, Dir: dir, Addr: "127.0.0.1:" + strconv.Itoa(port), URL: fmt.Sprintf("rediss://127.0.0.1:%d", port), tls: true,
+		args: []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--bind", "127.0.0.1", "--tls-cert-file", certFile,
+			"--tls-key-file", keyFile, "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", dir}}
 	s.start()
 	return s
 }
@@ -88,6 +104,9 @@ func (s *Server) wait() {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial(network, s.Addr)
+		if err == nil && s.tls {
+			c = tls.Client(c, &tls.Config{InsecureSkipVerify: true}) // only to see it answer
+		}
 		if err == nil {
 			_, _ = c.Write([]byte("PING\r\n"))
 			buf := make([]byte, 7)
