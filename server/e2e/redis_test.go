@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -151,4 +152,70 @@ func TestRedisStoreBadURL(t *testing.T) {
 	code, _, stderr = runBinary(t, t.TempDir(), nil, "--store", "redis://127.0.0.1:1", "--store-prefix", "a{b}")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "prefix")
+}
+
+// TestRedisRestartUnderLoad: takes keep coming from 8 clients while Redis
+// is killed and started again: every answer is a decision or a 503 (never a
+// 500 or a hang), the policy that fails open is never refused for the
+// outage, and takes are served again after the restart, with no restart of
+// bucketd.
+func TestRedisRestartUnderLoad(t *testing.T) {
+	srv := redistest.StartTCP(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "policies.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`policies:
+  strict: {capacity: 1000000, rate: 1000/s}
+  lax: {capacity: 1000000, rate: 1000/s, on_store_error: open}
+`), 0o600))
+	p := startBinary(t, "--store", srv.URL, "--store-timeout", "200ms", "--config", cfg)
+	client := &http.Client{Timeout: 5 * time.Second}
+	var mu sync.Mutex
+	counts := map[string]int{} // "policy status" -> answers
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for w := range 8 {
+		policy := []string{"strict", "lax"}[w%2]
+		wg.Go(func() {
+			for i := 0; !stop.Load() && i < 100_000; i++ {
+				resp, err := client.Get("http://" + p.httpAddr + "/k" + strconv.Itoa(i%50) + "?policy=" + policy)
+				if !assert.NoError(t, err) {
+					return
+				}
+				resp.Body.Close()
+				mu.Lock()
+				counts[policy+" "+strconv.Itoa(resp.StatusCode)]++
+				mu.Unlock()
+			}
+		})
+	}
+	snapshot := func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(counts)
+	}
+	waitFor := func(what string, ok func(map[string]int) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !ok(snapshot()) {
+			require.True(t, time.Now().Before(deadline), "%s: %v", what, snapshot())
+			time.Sleep(10 * time.Millisecond) // polling the counts, not ordering events
+		}
+	}
+	waitFor("load before", func(c map[string]int) bool { return c["strict 200"] > 50 && c["lax 200"] > 50 })
+	srv.Stop()
+	before := snapshot()
+	waitFor("503s while Redis is down", func(c map[string]int) bool { return c["strict 503"] > before["strict 503"]+20 })
+	laxDuring := snapshot()["lax 200"]
+	waitFor("lax allowed while Redis is down", func(c map[string]int) bool { return c["lax 200"] > laxDuring+20 })
+	srv.Restart()
+	after := snapshot()
+	waitFor("served again", func(c map[string]int) bool { return c["strict 200"] > after["strict 200"]+50 })
+	stop.Store(true)
+	wg.Wait()
+	final := snapshot()
+	t.Logf("answers: %v", final)
+	for k := range final {
+		assert.Contains(t, []string{"strict 200", "strict 503", "lax 200"}, k, "an answer that is neither a decision nor the outage's 503")
+	}
+	assert.Equal(t, 0, p.stop(t, syscall.SIGTERM))
 }
