@@ -117,6 +117,11 @@ func TestRedisStoppedAndRestarted(t *testing.T) {
 	assert.Equal(t, map[int]int{200: 20}, statuses("lax", 20), "fails open")
 	code, body := get(t, "http://"+p.httpAddr+"/readyz")
 	assert.Equal(t, 503, code, body)
+	rc := redis.NewClient(&redis.Options{Addr: p.respAddr, Protocol: 2})
+	defer rc.Close()
+	err := rc.Do(context.Background(), "CL.THROTTLE", "k", "10", "1", "60").Err()
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), "ERR the store (Redis) is unreachable"), err.Error())
 
 	srv.Restart()
 	// The client's pool redials on its own (within about a second of
