@@ -77,6 +77,11 @@ type config struct {
 	logFormat    string // text or json
 	accessLog    bool   // a log line per request and RESP command
 	metricsAddr  string // a listener of its own for GET /metrics; "" for none
+	store        string // a Redis URL: the Redis store instead of --data
+	storeTimeout time.Duration
+	onStoreError bucket.FailMode
+	refresh      time.Duration // with --store: how often overrides are read again
+	storePrefix  string
 }
 
 const usageExample = `
@@ -144,6 +149,15 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	})
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "also serve GET /metrics on this `address` (a private interface, say); /metrics on --http-addr stays")
 	fs.BoolVar(&c.accessLog, "access-log", false, "log every HTTP request and RESP command at info level: front, key, decision, status, latency (never a password or token)")
+	fs.StringVar(&c.store, "store", "", "shared Redis store `URL` instead of --data: redis://[user:pass@]host:port[/db], rediss:// (TLS), redis+cluster://host:port,host:port")
+	fs.DurationVar(&c.storeTimeout, "store-timeout", 50*time.Millisecond, "with --store: how long a call to Redis may take before the take fails as --on-store-error says")
+	c.onStoreError = bucket.FailClosed
+	fs.Func("on-store-error", "with --store, when Redis is unreachable or slower than --store-timeout: closed (503, -ERR) or open (allowed, counted); a policy's on_store_error overrides it (default closed)", func(s string) (err error) {
+		c.onStoreError, err = bucket.ParseFailMode(s)
+		return err
+	})
+	fs.StringVar(&c.storePrefix, "store-prefix", "bucketd", "with --store: the start of every Redis key bucketd writes; deployments sharing one Redis keep apart by it")
+	fs.DurationVar(&c.refresh, "overrides-refresh", time.Second, "with --store: how often the overrides are read again from Redis, where other instances may have changed them")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bucketd [flags]\n\nFlags (each also as BUCKETD_<NAME>, e.g. BUCKETD_HTTP_ADDR):\n")
 		fs.PrintDefaults()
@@ -231,13 +245,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	db, err := storage.Open(cfg.data, storage.Options{
-		Sync:         cfg.sync,
-		SyncInterval: cfg.syncInterval,
-		MaxLogBytes:  cfg.maxLogBytes,
-		MaxKeys:      cfg.maxKeys,
-		Logger:       log,
-	})
+	db, storeInfo, err := openStore(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -245,6 +253,8 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	lim, err := limiter.New(db, limiter.Options{
 		Default: bucket.Limit{Capacity: cfg.capacity, Rate: cfg.rate},
 		Logger:  log,
+
+		OnStoreError: cfg.onStoreError,
 	})
 	if err != nil {
 		return err
@@ -292,6 +302,9 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if cfg.store != "" {
+		go refreshOverrides(ctx, lim, cfg.refresh, log)
+	}
 	// SIGHUP reloads the policies. Notify before the start line, so that a
 	// SIGHUP sent once bucketd has said it started never kills it.
 	hup := make(chan os.Signal, 1)
@@ -300,7 +313,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	var respSrv *respcompat.Server
 	mopts := metrics.Options{
 		Build:   buildInfo(),
-		Store:   metrics.StoreFunc(func() metrics.StoreStats { return metrics.StoreStats(db.Stats()) }),
+		Store:   metrics.StoreFunc(storeStats(db)),
 		MaxKeys: cfg.maxKeys,
 	}
 	if respLn != nil { // respSrv is set before either front serves
@@ -330,7 +343,9 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 			AccessLog:   cfg.accessLog,
 			Info: func() map[string]string { // the same numbers as /metrics
 				m := met.Info()
-				m["data_file"], m["sync_mode"] = db.Path(), db.SyncMode().String()
+				for k, v := range storeInfo(lim) {
+					m[k] = v
+				}
 				return m
 			},
 		})
@@ -364,7 +379,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		grpcAddr = grpcLn.Addr().String()
 	}
 	log.Info("bucketd started",
-		"http", httpLn.Addr().String(), "resp", resp, "data", cfg.data,
+		"http", httpLn.Addr().String(), "resp", resp, "data", cmp.Or(redacted(cfg.store), cfg.data),
 		"capacity", cfg.capacity.String(), "rate", cfg.rate.String(),
 		"sync", cfg.sync.String(), "sync_interval", cfg.syncInterval.String(),
 		"config", cmp.Or(cfg.configFile, "none"), "tls", certs != nil, policies(lim),

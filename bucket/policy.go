@@ -15,6 +15,9 @@ type Policy struct {
 	// decision says: the decision is still computed, to be counted and
 	// logged, so a new limit can be rolled out safely.
 	Shadow bool
+	// OnStoreError is what a take does when the store is unavailable;
+	// FailDefault follows the server's setting.
+	OnStoreError FailMode
 }
 
 // MaxLimits is the most limits a policy may have.

@@ -17,7 +17,46 @@ var (
 	// (a failed write or sync of the data file). The change stays made in
 	// memory, and a later write carries it to the disk.
 	ErrNotDurable = errors.New("not durable")
+	// ErrStoreUnavailable is returned when a remote store (Redis) cannot be
+	// reached, or does not answer within its timeout. Nothing is known to
+	// have changed; the limiter applies the policy's failure mode.
+	ErrStoreUnavailable = errors.New("store unavailable")
 )
+
+// FailMode is what a take does when the store is unavailable
+// (ErrStoreUnavailable).
+type FailMode uint8
+
+const (
+	// FailDefault follows the server's setting (--on-store-error). It is
+	// the zero value.
+	FailDefault FailMode = iota
+	// FailClosed refuses the take with the error: a 503, "-ERR".
+	FailClosed
+	// FailOpen allows the take without a store, and counts it.
+	FailOpen
+)
+
+// ParseFailMode parses "closed" or "open".
+func ParseFailMode(s string) (FailMode, error) {
+	switch s {
+	case "closed":
+		return FailClosed, nil
+	case "open":
+		return FailOpen, nil
+	}
+	return FailDefault, invalidf("on store error %q: want closed or open", s)
+}
+
+func (m FailMode) String() string {
+	switch m {
+	case FailClosed:
+		return "closed"
+	case FailOpen:
+		return "open"
+	}
+	return "default"
+}
 
 // DefaultPolicy is the name of the policy used when a take names none.
 const DefaultPolicy = "default"

@@ -43,6 +43,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Top configures the window of the keys refused most (Top).
 	Top TopOptions
+	// OnStoreError is what a take does when the store is unavailable
+	// (bucket.ErrStoreUnavailable), for policies that do not say and for
+	// CL.THROTTLE: bucket.FailClosed (also for FailDefault) or FailOpen.
+	OnStoreError bucket.FailMode
 }
 
 // Limiter applies policies, overrides and CL.THROTTLE's limits to the
@@ -54,6 +58,8 @@ type Limiter struct {
 	policies atomic.Pointer[table] // swapped whole on every change
 	cell     counter               // CL.THROTTLE's counts
 	interned sync.Map              // bucket.Limit -> []bucket.Limit of it: CL.THROTTLE's and RLS rules' limits
+	failMode bucket.FailMode       // Options.OnStoreError
+	storeErr storeErrCounts        // takes the store could not serve
 	internN  atomic.Int64
 	mu       sync.Mutex // serializes changes of policies and overrides
 	rls      rls        // Envoy's rate limit service: rls.go
@@ -72,7 +78,7 @@ func New(store storage.Store, opts Options) (*Limiter, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	l := &Limiter{store: store, log: opts.Logger, top: newTop(opts.Top)}
+	l := &Limiter{store: store, log: opts.Logger, top: newTop(opts.Top), failMode: opts.OnStoreError}
 	t := newTable(opts.Default)
 	os, err := store.Overrides()
 	if err != nil {
@@ -93,7 +99,9 @@ func New(store storage.Store, opts Options) (*Limiter, error) {
 // RetryAfter is bucket.Never, not an error. The error wraps
 // bucket.ErrUnknownPolicy, bucket.ErrInvalid (a negative cost, a bad key),
 // bucket.ErrClosed, or bucket.ErrNotDurable: then the take was made and is
-// counted, but is not yet on disk.
+// counted, but is not yet on disk. When the store is unavailable, the
+// policy's failure mode decides (see StoreErrors): an error wrapping
+// bucket.ErrStoreUnavailable, or an allowed take.
 func (l *Limiter) Take(key, policy string, cost bucket.Tokens) (bucket.Result, error) {
 	if cost < 0 {
 		return bucket.Result{}, fmt.Errorf("cost %s is negative: %w", cost, bucket.ErrInvalid)
@@ -107,6 +115,9 @@ func (l *Limiter) Take(key, policy string, cost bucket.Tokens) (bucket.Result, e
 		res.Limits = make([]bucket.Decision, len(pe.Limits))
 	}
 	res.Decision, err = l.store.Take(storage.PolicyNS(pe.Name), key, pe.Limits, cost, res.Limits)
+	if err != nil && errors.Is(err, bucket.ErrStoreUnavailable) {
+		return l.storeFailed(res, pe.OnStoreError, pe.Capacity(), cost, err)
+	}
 	if cost > 0 && (err == nil || errors.Is(err, bucket.ErrNotDurable)) {
 		pe.c.count(res.Allowed)
 		if !res.Allowed {
@@ -132,6 +143,10 @@ func (l *Limiter) Throttle(key string, lim bucket.Limit, cost bucket.Tokens) (bu
 		return bucket.Decision{}, err
 	}
 	d, err := l.store.Take(storage.CellNS, key, l.intern(lim), cost, nil)
+	if err != nil && errors.Is(err, bucket.ErrStoreUnavailable) {
+		res, err := l.storeFailed(bucket.Result{}, bucket.FailDefault, lim.Capacity, cost, err)
+		return res.Decision, err
+	}
 	if cost > 0 && (err == nil || errors.Is(err, bucket.ErrNotDurable)) {
 		l.cell.count(d.Allowed)
 		if !d.Allowed {

@@ -157,7 +157,7 @@ func (l *Limiter) SetPolicies(def string, policies []bucket.Policy) error {
 		t.byName = make(map[string]policyEntry, len(policies)+1)
 		t.def = def
 		add := func(p bucket.Policy) {
-			pe := policyEntry{Policy: bucket.Policy{Name: p.Name, Limits: slices.Clone(p.Limits), Shadow: p.Shadow}}
+			pe := policyEntry{Policy: bucket.Policy{Name: p.Name, Limits: slices.Clone(p.Limits), Shadow: p.Shadow, OnStoreError: p.OnStoreError}}
 			if o, ok := old[p.Name]; ok {
 				pe.c = o.c
 			} else {

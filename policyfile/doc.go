@@ -19,6 +19,7 @@
 //	    capacity: 10
 //	    rate: 1/s
 //	    shadow: true         # measured, never refused
+//	    on_store_error: open # allowed when the Redis store is down (optional)
 //
 // The rules:
 //
@@ -28,7 +29,9 @@
 //     TOKENS/PERIOD (bucket.ParseRate: 10/s, 1/3s, 0.5/1m30s).
 //   - A policy has either capacity and rate (one limit) or limits (a list
 //     of 1 to bucket.MaxLimits {capacity, rate}), not both, and optionally
-//     shadow: true or false, default false.
+//     shadow: true or false, default false, and on_store_error: closed or
+//     open, what a take does when the store (Redis) cannot answer;
+//     left out, the server's --on-store-error.
 //   - default names the policy a take that names none uses, and must be one
 //     of the file's policies or bucket.DefaultPolicy. Left out, it means
 //     bucket.DefaultPolicy.

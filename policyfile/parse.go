@@ -193,8 +193,10 @@ func (p *parser) policy(n *yaml.Node, path, name string) bucket.Policy {
 			limitsKey, limitsVal = e.key, e.val
 		case "shadow":
 			pol.Shadow = p.bool(e.val, path+".shadow")
+		case "on_store_error":
+			pol.OnStoreError = p.failMode(e.val, path+".on_store_error")
 		default:
-			p.add(e.key, path+"."+e.key.Value, "unknown field; a policy has capacity and rate, or limits, and shadow")
+			p.add(e.key, path+"."+e.key.Value, "unknown field; a policy has capacity and rate, or limits, shadow and on_store_error")
 		}
 	}
 	if n.Kind != yaml.MappingNode {
@@ -301,6 +303,19 @@ func (p *parser) scalar(n *yaml.Node, field, want string) (string, bool) {
 }
 
 // bool parses a YAML boolean: true or false.
+// failMode parses on_store_error: closed or open.
+func (p *parser) failMode(n *yaml.Node, field string) bucket.FailMode {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		p.add(n, field, "want closed or open")
+		return bucket.FailDefault
+	}
+	m, err := bucket.ParseFailMode(n.Value)
+	if err != nil {
+		p.add(n, field, "want closed or open, not %q", n.Value)
+	}
+	return m
+}
+
 func (p *parser) bool(n *yaml.Node, field string) bool {
 	var b bool
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {

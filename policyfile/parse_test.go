@@ -85,6 +85,13 @@ policies:
 				{Name: "b", Limits: []bucket.Limit{limit(t, "1", "1/s")}},
 			}}
 		}},
+		{"on_store_error closed and open", "policies:\n  a: {capacity: 1, rate: 1/s, on_store_error: open}\n  b: {capacity: 1, rate: 1/s, on_store_error: closed}\n  c: {capacity: 1, rate: 1/s}\n", func(t *testing.T) policyfile.Config {
+			return policyfile.Config{Policies: []bucket.Policy{
+				{Name: "a", Limits: []bucket.Limit{limit(t, "1", "1/s")}, OnStoreError: bucket.FailOpen},
+				{Name: "b", Limits: []bucket.Limit{limit(t, "1", "1/s")}, OnStoreError: bucket.FailClosed},
+				{Name: "c", Limits: []bucket.Limit{limit(t, "1", "1/s")}},
+			}}
+		}},
 		{"default named default, made by the flags", "default: default\npolicies:\n  gold: {capacity: 50, rate: 5/s}\n", func(t *testing.T) policyfile.Config {
 			return policyfile.Config{Default: "default", Policies: []bucket.Policy{
 				{Name: "gold", Limits: []bucket.Limit{limit(t, "50", "5/s")}},
@@ -169,7 +176,11 @@ func TestParseInvalid(t *testing.T) {
 		{"unknown field at the top", "policies:\n  a: {capacity: 1, rate: 1/s}\npolicy: b\n",
 			[]problem{{3, 1, "policy", "unknown field; the file has default and policies"}}},
 		{"unknown field in a policy", "policies:\n  a:\n    capacity: 1\n    rate: 1/s\n    burst: 2\n",
-			[]problem{{5, 5, "policies.a.burst", "unknown field; a policy has capacity and rate, or limits, and shadow"}}},
+			[]problem{{5, 5, "policies.a.burst", "unknown field; a policy has capacity and rate, or limits, shadow and on_store_error"}}},
+		{"on_store_error not closed or open", "policies:\n  a: {capacity: 1, rate: 1/s, on_store_error: allow}\n",
+			[]problem{{2, 47, "policies.a.on_store_error", `want closed or open, not "allow"`}}},
+		{"on_store_error not a string", "policies:\n  a: {capacity: 1, rate: 1/s, on_store_error: true}\n",
+			[]problem{{2, 47, "policies.a.on_store_error", "want closed or open"}}},
 		{"unknown field in a limit", "policies:\n  a:\n    limits:\n      - {capacity: 1, rate: 1/s, shadow: true}\n",
 			[]problem{{4, 34, "policies.a.limits[0].shadow", "unknown field; a limit has capacity and rate"}}},
 		{"unknown default", "default: gold\npolicies:\n  free: {capacity: 1, rate: 1/s}\n",

@@ -46,6 +46,8 @@ func (c *conn) writeError(err error) {
 		// carries it to the disk.
 		c.s.log.Error("respcompat: a change could not be made durable", "addr", c.addr, "err", err)
 		c.err("MISCONF the change was made but could not be written to the data file; it stays made and will be written when the disk recovers: " + err.Error())
+	case errors.Is(err, bucket.ErrStoreUnavailable):
+		c.err("ERR the store (Redis) is unreachable or slower than --store-timeout; nothing was taken")
 	default:
 		name := ""
 		if cmd := c.last.Load(); cmd != nil {

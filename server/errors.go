@@ -35,6 +35,7 @@ func (e *inputError) Unwrap() error { return e.err }
 //	bucket.ErrUnknownPolicy     404
 //	bucket.ErrClosed            503
 //	bucket.ErrNotDurable        503: the take was made, but is not on disk
+//	bucket.ErrStoreUnavailable  503: the shared store (Redis) did not answer in time
 //	*fiber.Error                its code (404 no route, 405 no such method on the path (with
 //	                            Allow), 413 body too large, 431 headers too large, ...)
 //	anything else               500, with a generic message; the error is logged
@@ -104,6 +105,8 @@ func describe(err error) (status int, field, msg string) {
 		return fiber.StatusServiceUnavailable, "", "service is shutting down"
 	case errors.Is(err, bucket.ErrNotDurable):
 		return fiber.StatusServiceUnavailable, "", "the data file cannot be written: the take was made and its tokens stay spent, but it is not on disk yet"
+	case errors.Is(err, bucket.ErrStoreUnavailable):
+		return fiber.StatusServiceUnavailable, "", "the store (Redis) is unreachable or slower than --store-timeout; the policy fails closed, so nothing was taken"
 	case errors.As(err, &fe):
 		// Fiber's own messages may quote the request ("Cannot GET /x"):
 		// answer with the status text instead.

@@ -154,7 +154,7 @@ type Server struct {
 	routes    []route // every route, in the order Fiber tries them
 	app       *fiber.App
 	tls       *tls.Config
-	conns     connSet // the open connections, for Shutdown
+	conns     connSet          // the open connections, for Shutdown
 	metrics   Metrics          // nil: none
 	accessLvl slog.Level       // the level of a request's line
 	other     func(status int) // counts the requests that match no route; nil without metrics
