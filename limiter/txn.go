@@ -114,18 +114,24 @@ func (t *txnState) touch(key string) {
 	t.wmu.Unlock()
 }
 
-// touchAll marks every Watch dirty. The caller holds every stripe.
-func (t *txnState) touchAll() {
+// touchPresent marks dirty the watches of the keys that have a bucket
+// (that a flush is about to change), as Redis's FLUSHALL touches the
+// watched keys that exist. The caller holds every stripe.
+func (l *Limiter) touchPresent() {
+	t := &l.txn
 	if t.nwatched.Load() == 0 {
 		return
 	}
 	t.wmu.Lock()
-	for _, ws := range t.watched {
+	defer t.wmu.Unlock()
+	for k, ws := range t.watched {
+		if nss, err := l.store.Namespaces(k); err == nil && len(nss) == 0 {
+			continue // full everywhere: the flush changes nothing of it
+		}
 		for w := range ws {
 			w.dirty.Store(true)
 		}
 	}
-	t.wmu.Unlock()
 }
 
 // Watch is a set of watched keys, a Redis client's WATCH: it becomes dirty
@@ -407,9 +413,8 @@ func (l *Limiter) FlushAll() error {
 
 // FlushAll is Limiter.FlushAll.
 func (tx *Tx) FlushAll() error {
-	err := tx.l.store.Clear()
-	tx.l.txn.touchAll()
-	return err
+	tx.l.touchPresent()
+	return tx.l.store.Clear()
 }
 
 // The operations that need no stripe, the same on a Tx.

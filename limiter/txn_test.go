@@ -42,7 +42,10 @@ func TestWatchIsDirtiedByChangesOnly(t *testing.T) {
 		{"delete of a full key", nil, func(l *limiter.Limiter) error { _, err := l.Delete("k"); return err }, false},
 		{"reset", func(l *limiter.Limiter) { _, _ = l.Take("k", "", tok(1)) },
 			func(l *limiter.Limiter) error { _, err := l.Reset("k", ""); return err }, true},
-		{"flush", nil, func(l *limiter.Limiter) error { return l.FlushAll() }, true},
+		{"flush", func(l *limiter.Limiter) { _, _ = l.Take("k", "", tok(1)) },
+			func(l *limiter.Limiter) error { return l.FlushAll() }, true},
+		{"flush with the key full", func(l *limiter.Limiter) { _, _ = l.Take("other", "", tok(1)) },
+			func(l *limiter.Limiter) error { return l.FlushAll() }, false},
 		{"override", nil, func(l *limiter.Limiter) error {
 			return l.SetOverride(bucket.Override{Key: "k", Limits: []bucket.Limit{one}})
 		}, true},

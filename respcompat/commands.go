@@ -16,6 +16,8 @@ type command struct {
 	firstKey, lastKey, step int
 	acl                     []string // ACL categories, shown by COMMAND
 	noAuth                  bool     // may run before AUTH
+	txCtl                   bool     // runs at once inside MULTI: MULTI, EXEC, DISCARD, WATCH, UNWATCH, QUIT
+	noMulti                 bool     // refused inside MULTI
 	// run handles the command. args[0] is the command name as sent; every
 	// argument aliases the connection's read buffer and is valid only until
 	// run returns: copy (string(arg)) what must outlive it.
@@ -134,10 +136,22 @@ func commandTable() []*command {
 				[]docArg{opt(block("arguments", arg("protover", "integer"), opt(tok("AUTH", block("auth", arg("username", "string"), arg("password", "string")))), opt(tok("SETNAME", arg("clientname", "string")))))}}},
 		{name: "select", arity: 2, flags: []string{"loading", "stale", "fast"}, acl: []string{"@fast", "@connection"}, run: cmdSelect,
 			doc: doc{"Selects a database: only 0 exists.", "1.0.0", "connection", "O(1)", []docArg{arg("index", "integer")}}},
-		{name: "quit", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, acl: []string{"@fast", "@connection"}, noAuth: true, run: cmdQuit,
+		{name: "quit", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, acl: []string{"@fast", "@connection"}, noAuth: true, txCtl: true, run: cmdQuit,
 			doc: doc{"Closes the connection.", "1.0.0", "connection", "O(1)", nil}},
 		{name: "client", arity: -2, flags: []string{"noscript", "loading", "stale"}, acl: []string{"@slow", "@connection"}, run: cmdClient,
 			doc: doc{"A container for client connection commands: ID, GETNAME, SETNAME, SETINFO, INFO, LIST, HELP.", "2.4.0", "connection", "Depends on subcommand.", nil}},
+
+		// Transactions.
+		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, acl: []string{"@fast", "@transaction"}, txCtl: true, run: cmdMulti,
+			doc: doc{"Starts a transaction.", "1.2.0", "transactions", "O(1)", nil}},
+		{name: "exec", arity: 1, flags: []string{"noscript", "loading", "stale", "skip_slowlog"}, acl: []string{"@slow", "@transaction"}, txCtl: true, run: cmdExec,
+			doc: doc{"Runs the commands queued since MULTI as one atomic step.", "1.2.0", "transactions", "Depends on commands in the transaction", nil}},
+		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, acl: []string{"@fast", "@transaction"}, txCtl: true, run: cmdDiscard,
+			doc: doc{"Discards a transaction.", "2.0.0", "transactions", "O(N), when N is the number of queued commands", nil}},
+		{name: "watch", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, firstKey: 1, lastKey: -1, step: 1, acl: []string{"@fast", "@transaction"}, txCtl: true, run: cmdWatch,
+			doc: doc{"Monitors changes to buckets to determine the execution of a transaction.", "2.2.0", "transactions", "O(1) for every key.", []docArg{many(key())}}},
+		{name: "unwatch", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, acl: []string{"@fast", "@transaction"}, txCtl: true, run: cmdUnwatch,
+			doc: doc{"Forgets about watched keys of a transaction.", "2.2.0", "transactions", "O(1)", nil}},
 
 		// Server.
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, acl: []string{"@slow", "@connection"}, run: cmdCommand,
@@ -154,7 +168,7 @@ func commandTable() []*command {
 			doc: doc{"Writes every bucket to disk in the background.", "1.0.0", "server", "O(1)", []docArg{opt(pure("SCHEDULE"))}}},
 		{name: "lastsave", arity: 1, flags: []string{"loading", "stale", "fast"}, acl: []string{"@fast", "@dangerous"}, run: cmdLastSave,
 			doc: doc{"Returns the Unix time of the last write to disk.", "1.0.0", "server", "O(1)", nil}},
-		{name: "shutdown", arity: -1, flags: []string{"admin", "noscript", "loading", "stale", "no_multi", "allow_busy"}, acl: []string{"@admin", "@slow", "@dangerous"}, run: cmdShutdown,
+		{name: "shutdown", arity: -1, flags: []string{"admin", "noscript", "loading", "stale", "no_multi", "allow_busy"}, acl: []string{"@admin", "@slow", "@dangerous"}, noMulti: true, run: cmdShutdown,
 			doc: doc{"Stops the server, which always writes every bucket to disk first (NOSAVE is accepted and ignored).", "1.0.0", "server", "O(N)",
 				[]docArg{opt(oneof("save-selector", pure("NOSAVE"), pure("SAVE"))), opt(pure("NOW")), opt(pure("FORCE"))}}},
 	}
@@ -177,17 +191,21 @@ func (s *Server) lookup(name []byte) *command {
 	return s.cmds[string(low[:len(name)])]
 }
 
-// exec runs one command, checking its name, arity and the authentication
-// in Redis's order.
+// exec runs one command, or queues it inside MULTI, checking its name,
+// arity and the authentication in Redis's order.
 func (c *conn) exec(args [][]byte) {
 	cmd := c.s.lookup(args[0])
 	switch {
 	case cmd == nil:
-		c.err(unknownCommand(args))
+		c.reject(unknownCommand(args))
 	case cmd.arity > 0 && len(args) != cmd.arity, cmd.arity < 0 && len(args) < -cmd.arity:
-		c.arityErr(cmd.name)
+		c.reject(arityMsg(cmd.name))
 	case !c.authed && !cmd.noAuth:
-		c.err("NOAUTH Authentication required.")
+		c.reject("NOAUTH Authentication required.")
+	case c.tx.multi && cmd.noMulti:
+		c.reject("ERR Command not allowed inside a transaction")
+	case c.tx.multi && !cmd.txCtl:
+		c.queue(cmd, args)
 	default:
 		c.last.Store(cmd)
 		cmd.run(c, args)

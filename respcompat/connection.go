@@ -27,6 +27,7 @@ const (
 // conn is one client connection and its session.
 type conn struct {
 	s       *Server
+	store   Ops // the Server's store, or inside EXEC the transaction
 	nc      net.Conn
 	id      uint64
 	addr    string
@@ -34,6 +35,7 @@ type conn struct {
 	created time.Time
 
 	// Owned by the connection's goroutine.
+	tx     txState  // MULTI and WATCH: multi.go
 	buf    []byte   // bytes read; buf[r:end] are whole commands not yet run
 	r      int      // start of the first command not yet run
 	end    int      // end of the last whole command read
@@ -58,6 +60,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	now := s.now()
 	c := &conn{
 		s:       s,
+		store:   s.store,
 		nc:      nc,
 		id:      s.nextID.Add(1),
 		addr:    nc.RemoteAddr().String(),
@@ -82,6 +85,9 @@ func (c *conn) serve() {
 		c.s.doneCmds.Add(c.ncmds.Load())
 		delete(c.s.clients, c)
 		c.s.mu.Unlock()
+		if c.tx.watch != nil {
+			c.tx.watch.Reset()
+		}
 		c.nc.Close()
 		c.s.wg.Done()
 	}()
@@ -215,6 +221,14 @@ func (c *conn) run() error {
 		}
 		c.exec(c.args)
 		ran++
+		if len(c.out) >= c.s.outLimit {
+			// Backpressure: a client that does not read its replies
+			// blocks here, and its next commands are not read.
+			if err := c.flush(); err != nil {
+				c.ncmds.Add(ran)
+				return err
+			}
+		}
 	}
 	c.ncmds.Add(ran)
 	return nil

@@ -18,7 +18,7 @@ import (
 func cmdExists(c *conn, args [][]byte) {
 	var n int64
 	for _, k := range args[1:] {
-		_, ok, err := c.s.store.Inspect(string(k))
+		_, ok, err := c.store.Inspect(string(k))
 		if err != nil {
 			c.writeError(err)
 			return
@@ -29,7 +29,7 @@ func cmdExists(c *conn, args [][]byte) {
 }
 
 func cmdType(c *conn, args [][]byte) {
-	_, ok, err := c.s.store.Inspect(string(args[1]))
+	_, ok, err := c.store.Inspect(string(args[1]))
 	switch {
 	case err != nil:
 		c.writeError(err)
@@ -46,7 +46,7 @@ func cmdPTTL(c *conn, args [][]byte) { c.ttl(args[1], time.Millisecond) }
 // ttl replies the time until key's bucket is full, when the store may
 // forget it, in unit rounded up; -2 if there is no bucket.
 func (c *conn) ttl(key []byte, unit time.Duration) {
-	s, ok, err := c.s.store.Inspect(string(key))
+	s, ok, err := c.store.Inspect(string(key))
 	switch {
 	case err != nil:
 		c.writeError(err)
@@ -62,7 +62,7 @@ func cmdDel(c *conn, args [][]byte) {
 	for i, k := range args[1:] {
 		keys[i] = string(k)
 	}
-	n, err := c.s.store.Delete(keys...)
+	n, err := c.store.Delete(keys...)
 	if err != nil {
 		c.writeError(err)
 		return
@@ -95,7 +95,7 @@ func cmdKeys(c *conn, args [][]byte) {
 	var keys []string
 	var cursor uint64
 	for {
-		batch, next, err := c.s.store.Scan(cursor, scanBatch)
+		batch, next, err := c.store.Scan(cursor, scanBatch)
 		if err != nil {
 			c.writeError(err)
 			return
@@ -191,7 +191,7 @@ func cmdScan(c *conn, args [][]byte) {
 	if !ok {
 		return
 	}
-	keys, next, err := c.s.store.Scan(cursor, o.count)
+	keys, next, err := c.store.Scan(cursor, o.count)
 	if err != nil {
 		c.writeError(err)
 		return
@@ -214,7 +214,7 @@ func cmdScan(c *conn, args [][]byte) {
 }
 
 func cmdDBSize(c *conn, args [][]byte) {
-	n, err := c.s.store.Len()
+	n, err := c.store.Len()
 	if err != nil {
 		c.writeError(err)
 		return
@@ -227,7 +227,7 @@ func cmdDBSize(c *conn, args [][]byte) {
 func cmdRandomKey(c *conn, args [][]byte) {
 	var cursor uint64
 	for {
-		keys, next, err := c.s.store.Scan(cursor, 16)
+		keys, next, err := c.store.Scan(cursor, 16)
 		if err != nil {
 			c.writeError(err)
 			return
@@ -251,7 +251,7 @@ func cmdFlush(c *conn, args [][]byte) {
 		c.syntaxErr()
 		return
 	}
-	if err := c.s.store.FlushAll(); err != nil {
+	if err := c.store.FlushAll(); err != nil {
 		c.writeError(err)
 		return
 	}

@@ -20,6 +20,18 @@ import (
 // implements it; main.go passes it to New). It must be safe for concurrent
 // use. Errors that wrap no sentinel of package bucket are internal.
 type Limiter interface {
+	Ops
+	// NewWatch returns an empty set of watched keys (WATCH).
+	NewWatch() *limiter.Watch
+	// Atomic runs fn with the locks of keys (of every key if all) held,
+	// as one step that no other client sees the middle of, unless w is
+	// dirty (then it returns limiter.ErrWatchDirty and runs nothing).
+	Atomic(keys []string, all bool, w *limiter.Watch, fn func(tx *limiter.Tx) error) error
+}
+
+// Ops are the limiter's operations the commands use: the Limiter's,
+// outside a transaction, or a *limiter.Tx's inside EXEC, which take no lock.
+type Ops interface {
 	// Take takes cost tokens from key's bucket under the server's named
 	// policy ("" is the default), as BUCKET.TAKE and the HTTP API do.
 	Take(key, policy string, cost bucket.Tokens) (bucket.Result, error)
@@ -93,10 +105,20 @@ type Config struct {
 	// Info, if not nil, returns extra fields for INFO (the data file, the
 	// sync mode...), shown sorted by name in a "# Bucketd" section.
 	Info func() map[string]string
+	// OutputLimit bounds a client's replies not yet written (0 or less
+	// means DefaultOutputLimit). Past it the server writes them before it
+	// runs the client's next command, so a client that does not read
+	// stops being read (backpressure); inside EXEC, whose locks must not
+	// wait on a client, the replies past it are dropped and the client is
+	// disconnected, as Redis's client-output-buffer-limit does.
+	OutputLimit int
 	// Now is the clock of TIME, INFO's uptime and CLIENT LIST's ages; nil
 	// means time.Now. The buckets' clock is the Store's.
 	Now func() time.Time
 }
+
+// DefaultOutputLimit is Config.OutputLimit's default: 1 MiB.
+const DefaultOutputLimit = 1 << 20
 
 // Server serves the Redis protocol (RESP2) on the buckets of a Store. Create
 // it with New, run it with Serve and stop it with Shutdown; its methods are
@@ -106,13 +128,14 @@ type Config struct {
 // parser, and writes with redcon's encoders, rather than with redcon.Server,
 // whose reader holds whatever a client streams until a command is complete.
 type Server struct {
-	store   Limiter
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	started time.Time
-	cmds    map[string]*command // by lower-case name; read-only after New
-	list    []*command          // the same, sorted by name
+	store    Limiter
+	cfg      Config
+	outLimit int
+	log      *slog.Logger
+	now      func() time.Time
+	started  time.Time
+	cmds     map[string]*command // by lower-case name; read-only after New
+	list     []*command          // the same, sorted by name
 
 	stopping atomic.Bool // set by Shutdown; checked before every read
 	wg       sync.WaitGroup
@@ -148,6 +171,10 @@ func New(s Limiter, cfg Config) *Server {
 	}
 	if srv.now == nil {
 		srv.now = time.Now
+	}
+	srv.outLimit = cfg.OutputLimit
+	if srv.outLimit <= 0 {
+		srv.outLimit = DefaultOutputLimit
 	}
 	if srv.cfg.MaxClients <= 0 {
 		srv.cfg.MaxClients = 10000

@@ -45,7 +45,7 @@ func cmdTake(c *conn, args [][]byte) {
 		}
 		policy = string(args[i+1])
 	}
-	res, err := c.s.store.Take(string(args[1]), policy, cost)
+	res, err := c.store.Take(string(args[1]), policy, cost)
 	if errors.Is(err, bucket.ErrUnknownPolicy) {
 		c.err("ERR unknown policy '" + policy + "'")
 		return

@@ -54,7 +54,7 @@ func cmdThrottle(c *conn, args [][]byte) {
 	// More than the capacity can never fit, and giving back more than it
 	// fills the bucket: any amount beyond says so, without overflowing.
 	cost := bucket.Tokens(max(min(quantity, maxBurst+2), -(maxBurst+2))) * bucket.Token
-	d, err := c.s.store.Throttle(string(args[1]), l, cost)
+	d, err := c.store.Throttle(string(args[1]), l, cost)
 	if err != nil {
 		c.writeError(err)
 		return

@@ -1,0 +1,238 @@
+package respcompat
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bucketd/bucketd/bucket"
+)
+
+// TestMultiRedisCases are the cases of Redis's tests/unit/multi.tcl that
+// apply to buckets, with bucketd's commands for SET and friends (a take
+// changes a key; HSET tokens sets it; DEL resets it), and the exact bytes
+// Redis answers.
+func TestMultiRedisCases(t *testing.T) {
+	t.Parallel()
+	const queued = "+QUEUED\r\n"
+	take := func(k string) []string { return []string{"BUCKET.TAKE", k} }
+	tests := []struct {
+		name string
+		cmds [][]string
+		want []string // one reply per command
+	}{
+		{"MULTI / EXEC basics", [][]string{{"MULTI"}, {"HGET", "k", "tokens"}, {"PING"}, {"EXEC"}},
+			[]string{"+OK\r\n", queued, queued, "*2\r\n$-1\r\n+PONG\r\n"}},
+		{"DISCARD", [][]string{take("k"), {"MULTI"}, {"DEL", "k"}, {"DISCARD"}, {"HGET", "k", "tokens"}},
+			[]string{"*6\r\n:1\r\n:15\r\n:14\r\n:0\r\n:3000\r\n$7\r\ndefault\r\n", "+OK\r\n", queued, "+OK\r\n", "$2\r\n14\r\n"}},
+		{"Nested MULTI are not allowed", [][]string{{"MULTI"}, {"MULTI"}, {"EXEC"}},
+			[]string{"+OK\r\n", "-ERR MULTI calls can not be nested\r\n", "*0\r\n"}},
+		{"WATCH inside MULTI is not allowed", [][]string{{"MULTI"}, {"WATCH", "x"}, {"EXEC"}},
+			[]string{"+OK\r\n", "-ERR WATCH inside MULTI is not allowed\r\n", "*0\r\n"}},
+		{"EXEC fails if there are errors while queueing commands", [][]string{{"MULTI"}, take("foo1"), {"non-existing-command"}, take("foo2"), {"EXEC"}, {"EXISTS", "foo1", "foo2"}},
+			[]string{"+OK\r\n", queued, "-ERR unknown command 'non-existing-command', with args beginning with: \r\n", queued,
+				"-EXECABORT Transaction discarded because of previous errors.\r\n", ":0\r\n"}},
+		{"a wrong arity while queueing aborts EXEC", [][]string{{"MULTI"}, take("foo1"), {"HGET", "k"}, {"EXEC"}, {"EXISTS", "foo1"}},
+			[]string{"+OK\r\n", queued, "-ERR wrong number of arguments for 'hget' command\r\n",
+				"-EXECABORT Transaction discarded because of previous errors.\r\n", ":0\r\n"}},
+		{"If EXEC aborts, the client MULTI state is cleared", [][]string{{"MULTI"}, {"nope"}, {"EXEC"}, {"PING"}},
+			[]string{"+OK\r\n", "-ERR unknown command 'nope', with args beginning with: \r\n",
+				"-EXECABORT Transaction discarded because of previous errors.\r\n", "+PONG\r\n"}},
+		{"EXEC works on WATCHed key not modified", [][]string{{"WATCH", "x", "y", "z"}, {"WATCH", "k"}, {"MULTI"}, {"PING"}, {"EXEC"}},
+			[]string{"+OK\r\n", "+OK\r\n", "+OK\r\n", queued, "*1\r\n+PONG\r\n"}},
+		{"EXEC fail on WATCHed key modified (1 key of 5 watched)", [][]string{{"WATCH", "a", "b", "x", "k", "z"}, {"HSET", "x", "tokens", "3"}, {"MULTI"}, {"PING"}, {"EXEC"}},
+			[]string{"+OK\r\n", ":0\r\n", "+OK\r\n", queued, "*-1\r\n"}},
+		{"EXEC fail on WATCHed key taken from", [][]string{{"WATCH", "x"}, take("x"), {"MULTI"}, {"PING"}, {"EXEC"}},
+			[]string{"+OK\r\n", "*6\r\n:1\r\n:15\r\n:14\r\n:0\r\n:3000\r\n$7\r\ndefault\r\n", "+OK\r\n", queued, "*-1\r\n"}},
+		{"a peek does not touch the WATCHed key", [][]string{{"WATCH", "x"}, {"BUCKET.TAKE", "x", "0"}, {"MULTI"}, {"PING"}, {"EXEC"}},
+			[]string{"+OK\r\n", "*6\r\n:1\r\n:15\r\n:15\r\n:0\r\n:0\r\n$7\r\ndefault\r\n", "+OK\r\n", queued, "*1\r\n+PONG\r\n"}},
+		{"After failed EXEC key is no longer watched", [][]string{{"WATCH", "x"}, take("x"), {"MULTI"}, {"PING"}, {"EXEC"}, take("x"), {"MULTI"}, {"PING"}, {"EXEC"}},
+			[]string{"+OK\r\n", "*6\r\n:1\r\n:15\r\n:14\r\n:0\r\n:3000\r\n$7\r\ndefault\r\n", "+OK\r\n", queued, "*-1\r\n",
+				"*6\r\n:1\r\n:15\r\n:13\r\n:0\r\n:6000\r\n$7\r\ndefault\r\n", "+OK\r\n", queued, "*1\r\n+PONG\r\n"}},
+		{"It is possible to UNWATCH", [][]string{{"WATCH", "x"}, {"HSET", "x", "tokens", "3"}, {"UNWATCH"}, {"MULTI"}, {"PING"}, {"EXEC"}},
+			[]string{"+OK\r\n", ":0\r\n", "+OK\r\n", "+OK\r\n", queued, "*1\r\n+PONG\r\n"}},
+		{"UNWATCH when there is nothing watched works as expected", [][]string{{"UNWATCH"}}, []string{"+OK\r\n"}},
+		{"FLUSHALL is able to touch the watched keys", [][]string{{"HSET", "x", "tokens", "3"}, {"WATCH", "x"}, {"FLUSHALL"}, {"MULTI"}, {"PING"}, {"EXEC"}},
+			[]string{":0\r\n", "+OK\r\n", "+OK\r\n", "+OK\r\n", queued, "*-1\r\n"}},
+		{"FLUSHALL does not touch non affected keys", [][]string{{"DEL", "x"}, {"WATCH", "x"}, {"FLUSHALL"}, {"MULTI"}, {"PING"}, {"EXEC"}},
+			[]string{":0\r\n", "+OK\r\n", "+OK\r\n", "+OK\r\n", queued, "*1\r\n+PONG\r\n"}},
+		{"DISCARD should clear the WATCH dirty flag on the client", [][]string{{"WATCH", "x"}, {"HSET", "x", "tokens", "10"}, {"MULTI"}, {"DISCARD"}, {"MULTI"}, take("x"), {"EXEC"}},
+			[]string{"+OK\r\n", ":0\r\n", "+OK\r\n", "+OK\r\n", "+OK\r\n", queued, "*1\r\n*6\r\n:1\r\n:15\r\n:9\r\n:0\r\n:18000\r\n$7\r\ndefault\r\n"}},
+		{"EXEC without MULTI", [][]string{{"EXEC"}}, []string{"-ERR EXEC without MULTI\r\n"}},
+		{"DISCARD without MULTI", [][]string{{"DISCARD"}}, []string{"-ERR DISCARD without MULTI\r\n"}},
+		{"SHUTDOWN is not allowed inside MULTI", [][]string{{"MULTI"}, {"SHUTDOWN"}, {"EXEC"}},
+			[]string{"+OK\r\n", "-ERR Command not allowed inside a transaction\r\n", "-EXECABORT Transaction discarded because of previous errors.\r\n"}},
+		{"a transaction of takes", [][]string{{"MULTI"}, take("k"), {"CL.THROTTLE", "k", "1", "1", "60"}, {"DBSIZE"}, {"EXEC"}},
+			[]string{"+OK\r\n", queued, queued, queued,
+				"*3\r\n*6\r\n:1\r\n:15\r\n:14\r\n:0\r\n:3000\r\n$7\r\ndefault\r\n*5\r\n:0\r\n:2\r\n:1\r\n:-1\r\n:60\r\n:1\r\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := start(t, Config{})
+			rc := ts.raw(t)
+			require.Len(t, tt.want, len(tt.cmds))
+			for i, cmd := range tt.cmds {
+				assert.Equal(t, tt.want[i], rc.do(cmd...), "reply %d, to %q", i, cmd)
+			}
+		})
+	}
+}
+
+// TestMultiWatchedByAnotherClient: a change by another client, over the
+// limiter as the HTTP front makes it, fails the EXEC of a client watching
+// the key, and nothing queued runs.
+func TestMultiWatchedByAnotherClient(t *testing.T) {
+	t.Parallel()
+	ts := start(t, Config{})
+	rc := ts.raw(t)
+	assert.Equal(t, "+OK\r\n", rc.do("WATCH", "k"))
+	assert.Equal(t, "+OK\r\n", rc.do("MULTI"))
+	assert.Equal(t, "+QUEUED\r\n", rc.do("BUCKET.TAKE", "k", "5"))
+	_, err := ts.lim.Take("k", "", 2*bucket.Token) // an HTTP take
+	require.NoError(t, err)
+	assert.Equal(t, "*-1\r\n", rc.do("EXEC"))
+	res, err := ts.lim.Take("k", "", 0)
+	require.NoError(t, err)
+	assert.Equal(t, 13*bucket.Token, res.Remaining, "the queued take did not run")
+}
+
+// TestGoRedisTxPipelined: go-redis's TxPipelined sends MULTI ... EXEC and
+// reads each command's reply from EXEC's array.
+func TestGoRedisTxPipelined(t *testing.T) {
+	t.Parallel()
+	ts := start(t, Config{})
+	rdb := ts.client(t)
+	ctx := ctxT(t)
+	var take, peek *redis.Cmd
+	var size *redis.IntCmd
+	cmds, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		take = p.Do(ctx, "BUCKET.TAKE", "k", "3")
+		peek = p.Do(ctx, "BUCKET.TAKE", "k", "0")
+		size = p.DBSize(ctx)
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Len(t, cmds, 3)
+	assert.Equal(t, []any{int64(1), int64(15), int64(12), int64(0), int64(9000), "default"}, take.Val())
+	assert.Equal(t, []any{int64(1), int64(15), int64(12), int64(0), int64(9000), "default"}, peek.Val())
+	assert.Equal(t, int64(1), size.Val())
+
+	// An error while queueing aborts the whole transaction.
+	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Do(ctx, "BUCKET.TAKE", "k", "3")
+		p.Do(ctx, "HGET", "k") // wrong arity
+		return nil
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "EXECABORT")
+	res, err := ts.lim.Take("k", "", 0)
+	require.NoError(t, err)
+	assert.Equal(t, 12*bucket.Token, res.Remaining, "nothing of an aborted transaction ran")
+}
+
+// TestGoRedisWatch: go-redis's Watch, an optimistic read-modify-write that
+// retries on redis.TxFailedErr, with another client changing the key
+// between the read and the EXEC on the first try only.
+func TestGoRedisWatch(t *testing.T) {
+	t.Parallel()
+	ts := start(t, Config{})
+	rdb := ts.client(t)
+	ctx := ctxT(t)
+	tries := 0
+	txf := func(tx *redis.Tx) error {
+		tries++
+		tokens, err := tx.HGet(ctx, "k", "tokens").Int()
+		if errors.Is(err, redis.Nil) {
+			tokens = 15
+		} else if err != nil {
+			return err
+		}
+		if tries == 1 {
+			_, err := ts.lim.Take("k", "", bucket.Token) // another client
+			require.NoError(t, err)
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, "k", "tokens", strconv.Itoa(tokens/2))
+			return nil
+		})
+		return err
+	}
+	err := rdb.Watch(ctx, txf, "k")
+	assert.ErrorIs(t, err, redis.TxFailedErr, "the first try saw the key change")
+	require.NoError(t, rdb.Watch(ctx, txf, "k"))
+	assert.Equal(t, 2, tries)
+	assert.Equal(t, "7", rdb.HGet(ctx, "k", "tokens").Val(), "half of the 14 the other client left")
+}
+
+// TestMultiConcurrentClients: clients run MULTI; CL.THROTTLE k; CL.THROTTLE
+// k; EXEC over RESP while goroutines take from the same key through the
+// limiter (as HTTP does), on a clock that does not move: exactly the
+// capacity is allowed in total, and within one EXEC the second take sees
+// exactly what the first left.
+func TestMultiConcurrentClients(t *testing.T) {
+	t.Parallel()
+	ts := start(t, Config{})
+	const capacity = 300 // max_burst 299
+	const clients, rounds = 8, 30
+	var allowed, interleaved atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		rdb := ts.client(t)
+		wg.Go(func() {
+			ctx := ctxT(t)
+			for range rounds {
+				var a, b *redis.Cmd
+				_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					a = p.Do(ctx, "CL.THROTTLE", "k", "299", "1", "3600")
+					b = p.Do(ctx, "CL.THROTTLE", "k", "299", "1", "3600")
+					return nil
+				})
+				if !assert.NoError(t, err) {
+					return
+				}
+				ra, rb := a.Val().([]any), b.Val().([]any)
+				for _, r := range [][]any{ra, rb} {
+					if r[0] == int64(0) {
+						allowed.Add(1)
+					}
+				}
+				if ra[0] == int64(0) && rb[0] == int64(0) && rb[2] != ra[2].(int64)-1 {
+					interleaved.Add(1)
+				}
+			}
+		})
+	}
+	lim := bucket.Limit{Capacity: capacity * bucket.Token, Rate: bucket.Every(3600 * 1e9)}
+	for range clients {
+		wg.Go(func() {
+			for range 2 * rounds {
+				d, err := ts.lim.Throttle("k", lim, bucket.Token)
+				if assert.NoError(t, err) && d.Allowed {
+					allowed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int64(capacity), allowed.Load(), "exactly the capacity allowed, of %d takes", 4*clients*rounds)
+	assert.Zero(t, interleaved.Load(), "a take came between the two of an EXEC")
+}
+
+// TestMultiRedisCLI: redis-cli sends a transaction command by command, as
+// a user types it.
+func TestMultiRedisCLI(t *testing.T) {
+	t.Parallel()
+	cli := redisCLI(t)
+	ts := start(t, Config{})
+	out := cli(ts, "MULTI\nBUCKET.TAKE k 2\nHGET k tokens\nEXEC\n")
+	assert.Equal(t, "OK\nQUEUED\nQUEUED\n1\n15\n13\n0\n6000\ndefault\n13\n", out)
+	out = cli(ts, "MULTI\nnope\nEXEC\n")
+	assert.Contains(t, out, "\nEXECABORT Transaction discarded because of previous errors.\n")
+}
