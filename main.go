@@ -10,6 +10,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -51,6 +52,9 @@ type config struct {
 	respAddr     string
 	requirePass  string
 	adminToken   string
+	outputLimit  int    // RESP: a client's unsent replies, in bytes
+	tlsCert      string // TLS certificate file (PEM); with tlsKey, serves TLS
+	tlsKey       string
 	maxClients   int
 	idleTimeout  time.Duration
 	data         string
@@ -89,7 +93,10 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8000", "HTTP listen `address`")
 	fs.StringVar(&c.respAddr, "resp-addr", "127.0.0.1:6379", "Redis-protocol listen `address`; empty turns RESP off")
 	fs.StringVar(&c.requirePass, "requirepass", "", "RESP password: clients must AUTH first (as Redis's requirepass)")
-	fs.StringVar(&c.adminToken, "admin-token", "", "HTTP admin `token`: the /v1 routes that change or list state need Authorization: Bearer <token>")
+	fs.StringVar(&c.adminToken, "admin-token", "", "admin `token`: the HTTP /v1 routes that change or list state need Authorization: Bearer <token>, and the RESP admin commands (FLUSHALL, DEL, HSET, CONFIG SET, SAVE, SHUTDOWN, MONITOR...) AUTH admin <token>")
+	fs.IntVar(&c.outputLimit, "client-output-limit", respcompat.DefaultOutputLimit, "RESP: most `bytes` of replies a client has not read before the server stops reading its commands")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, the listeners serve TLS")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM), with --tls-cert")
 	fs.IntVar(&c.maxClients, "maxclients", 10000, "most RESP clients at once")
 	fs.DurationVar(&c.idleTimeout, "timeout", 0, "close RESP clients idle this long; 0 never")
 	fs.StringVar(&c.data, "data", "bucketd.db", "data `file` (bbolt)")
@@ -214,12 +221,18 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("http: %w", err)
 	}
 	defer httpLn.Close()
+	warnExposed(log, "http", httpLn.Addr(), cfg.adminToken == "", "--admin-token: the admin routes are open to any client")
 	var respLn net.Listener
 	if cfg.respAddr != "" {
 		if respLn, err = net.Listen("tcp", cfg.respAddr); err != nil {
 			return fmt.Errorf("resp: %w", err)
 		}
 		defer respLn.Close()
+		if respLn, err = respTLS(respLn, cfg.tlsCert, cfg.tlsKey); err != nil {
+			return err
+		}
+		warnExposed(log, "resp", respLn.Addr(), cfg.requirePass == "", "--requirepass: any client may take")
+		warnExposed(log, "resp", respLn.Addr(), cfg.adminToken == "", "--admin-token: any client may FLUSHALL, DEL, CONFIG SET or SHUTDOWN")
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -237,6 +250,8 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		respSrv = respcompat.New(lim, respcompat.Config{
 			Logger:      log,
 			RequirePass: cfg.requirePass,
+			AdminToken:  cfg.adminToken,
+			OutputLimit: cfg.outputLimit,
 			MaxClients:  cfg.maxClients,
 			IdleTimeout: cfg.idleTimeout,
 			Shutdown:    cancel,
@@ -356,4 +371,28 @@ func wrap(front string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s: %w", front, err)
+}
+
+// respTLS wraps the RESP listener in TLS when a certificate and key are
+// given (rediss://); both or neither.
+func respTLS(ln net.Listener, certFile, keyFile string) (net.Listener, error) {
+	if certFile == "" && keyFile == "" {
+		return ln, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+}
+
+// warnExposed logs a warning when addr is not a loopback address and the
+// secret that guards it is missing.
+func warnExposed(log *slog.Logger, front string, addr net.Addr, missing bool, what string) {
+	if ta, ok := addr.(*net.TCPAddr); ok && missing && !ta.IP.IsLoopback() {
+		log.Warn(front+" listens beyond this machine without "+what, "addr", addr.String())
+	}
 }

@@ -18,6 +18,7 @@ type command struct {
 	noAuth                  bool     // may run before AUTH
 	txCtl                   bool     // runs at once inside MULTI: MULTI, EXEC, DISCARD, WATCH, UNWATCH, QUIT
 	noMulti                 bool     // refused inside MULTI
+	admin                   bool     // only the admin user may run it when Config.AdminToken is set
 	// run handles the command. args[0] is the command name as sent; every
 	// argument aliases the connection's read buffer and is valid only until
 	// run returns: copy (string(arg)) what must outlive it.
@@ -90,10 +91,10 @@ func commandTable() []*command {
 		{name: "hscan", arity: -3, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, acl: []string{"@read", "@hash"}, run: cmdHscan,
 			doc: doc{"Iterates over the fields and values of a bucket (all in one call).", "2.8.0", "hash", "O(1)",
 				[]docArg{key(), arg("cursor", "integer"), opt(tok("MATCH", arg("pattern", "pattern"))), opt(tok("COUNT", arg("count", "integer"))), opt(pure("NOVALUES"))}}},
-		{name: "hset", arity: -4, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, acl: []string{"@write", "@hash", "@fast"}, run: cmdHset,
+		{name: "hset", arity: -4, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, acl: []string{"@write", "@hash", "@fast"}, admin: true, run: cmdHset,
 			doc: doc{"Sets the tokens a bucket holds now (only the tokens field can be set). Replies 0.", "2.0.0", "hash", "O(1)",
 				[]docArg{key(), many(block("data", arg("field", "string"), arg("value", "string")))}}},
-		{name: "hmset", arity: -4, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, acl: []string{"@write", "@hash", "@fast"}, run: cmdHmset,
+		{name: "hmset", arity: -4, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, acl: []string{"@write", "@hash", "@fast"}, admin: true, run: cmdHmset,
 			doc: doc{"Sets the tokens a bucket holds now, as HSET, replying OK.", "2.0.0", "hash", "O(1)",
 				[]docArg{key(), many(block("data", arg("field", "string"), arg("value", "string")))}}},
 
@@ -106,9 +107,9 @@ func commandTable() []*command {
 			doc: doc{"Returns the seconds until a bucket is full and forgotten, rounded up (-2 if there is none).", "1.0.0", "generic", "O(1)", []docArg{key()}}},
 		{name: "pttl", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, acl: []string{"@keyspace", "@read", "@fast"}, run: cmdPTTL,
 			doc: doc{"Returns the milliseconds until a bucket is full and forgotten, rounded up (-2 if there is none).", "2.6.0", "generic", "O(1)", []docArg{key()}}},
-		{name: "del", arity: -2, flags: []string{"write"}, firstKey: 1, lastKey: -1, step: 1, acl: []string{"@keyspace", "@write", "@slow"}, run: cmdDel,
+		{name: "del", arity: -2, flags: []string{"write"}, firstKey: 1, lastKey: -1, step: 1, acl: []string{"@keyspace", "@write", "@slow"}, admin: true, run: cmdDel,
 			doc: doc{"Resets buckets to full by forgetting them. Replies how many existed.", "1.0.0", "generic", "O(N)", []docArg{many(key())}}},
-		{name: "unlink", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: -1, step: 1, acl: []string{"@keyspace", "@write", "@fast"}, run: cmdDel,
+		{name: "unlink", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: -1, step: 1, acl: []string{"@keyspace", "@write", "@fast"}, admin: true, run: cmdDel,
 			doc: doc{"Resets buckets to full by forgetting them, as DEL.", "4.0.0", "generic", "O(N)", []docArg{many(key())}}},
 		{name: "keys", arity: 2, flags: []string{"readonly"}, acl: []string{"@keyspace", "@read", "@slow", "@dangerous"}, run: cmdKeys,
 			doc: doc{"Returns the keys of all buckets that match a glob pattern.", "1.0.0", "generic", "O(N)", []docArg{arg("pattern", "pattern")}}},
@@ -119,9 +120,9 @@ func commandTable() []*command {
 			doc: doc{"Returns the number of buckets.", "1.0.0", "server", "O(1)", nil}},
 		{name: "randomkey", arity: 1, flags: []string{"readonly"}, acl: []string{"@keyspace", "@read", "@slow"}, run: cmdRandomKey,
 			doc: doc{"Returns the key of a bucket (nil if there is none).", "1.0.0", "generic", "O(1)", nil}},
-		{name: "flushdb", arity: -1, flags: []string{"write"}, acl: []string{"@keyspace", "@write", "@slow", "@dangerous"}, run: cmdFlush,
+		{name: "flushdb", arity: -1, flags: []string{"write"}, acl: []string{"@keyspace", "@write", "@slow", "@dangerous"}, admin: true, run: cmdFlush,
 			doc: doc{"Resets every bucket to full by forgetting it.", "1.0.0", "server", "O(N)", []docArg{opt(oneof("flush-type", pure("ASYNC"), pure("SYNC")))}}},
-		{name: "flushall", arity: -1, flags: []string{"write"}, acl: []string{"@keyspace", "@write", "@slow", "@dangerous"}, run: cmdFlush,
+		{name: "flushall", arity: -1, flags: []string{"write"}, acl: []string{"@keyspace", "@write", "@slow", "@dangerous"}, admin: true, run: cmdFlush,
 			doc: doc{"Resets every bucket to full by forgetting it, as FLUSHDB.", "1.0.0", "server", "O(N)", []docArg{opt(oneof("flush-type", pure("ASYNC"), pure("SYNC")))}}},
 
 		// Connection.
@@ -162,13 +163,13 @@ func commandTable() []*command {
 			doc: doc{"A container for server configuration commands: GET, SET, RESETSTAT, REWRITE, HELP.", "2.0.0", "server", "Depends on subcommand.", nil}},
 		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, acl: []string{"@fast"}, run: cmdTime,
 			doc: doc{"Returns the server time.", "2.6.0", "server", "O(1)", nil}},
-		{name: "save", arity: 1, flags: []string{"admin", "noscript"}, acl: []string{"@admin", "@slow", "@dangerous"}, run: cmdSave,
+		{name: "save", arity: 1, flags: []string{"admin", "noscript"}, acl: []string{"@admin", "@slow", "@dangerous"}, admin: true, run: cmdSave,
 			doc: doc{"Writes every bucket to disk now.", "1.0.0", "server", "O(N)", nil}},
-		{name: "bgsave", arity: -1, flags: []string{"admin", "noscript"}, acl: []string{"@admin", "@slow", "@dangerous"}, run: cmdBgsave,
+		{name: "bgsave", arity: -1, flags: []string{"admin", "noscript"}, acl: []string{"@admin", "@slow", "@dangerous"}, admin: true, run: cmdBgsave,
 			doc: doc{"Writes every bucket to disk in the background.", "1.0.0", "server", "O(1)", []docArg{opt(pure("SCHEDULE"))}}},
 		{name: "lastsave", arity: 1, flags: []string{"loading", "stale", "fast"}, acl: []string{"@fast", "@dangerous"}, run: cmdLastSave,
 			doc: doc{"Returns the Unix time of the last write to disk.", "1.0.0", "server", "O(1)", nil}},
-		{name: "shutdown", arity: -1, flags: []string{"admin", "noscript", "loading", "stale", "no_multi", "allow_busy"}, acl: []string{"@admin", "@slow", "@dangerous"}, noMulti: true, run: cmdShutdown,
+		{name: "shutdown", arity: -1, flags: []string{"admin", "noscript", "loading", "stale", "no_multi", "allow_busy"}, acl: []string{"@admin", "@slow", "@dangerous"}, noMulti: true, admin: true, run: cmdShutdown,
 			doc: doc{"Stops the server, which always writes every bucket to disk first (NOSAVE is accepted and ignored).", "1.0.0", "server", "O(N)",
 				[]docArg{opt(oneof("save-selector", pure("NOSAVE"), pure("SAVE"))), opt(pure("NOW")), opt(pure("FORCE"))}}},
 	}
@@ -202,6 +203,8 @@ func (c *conn) exec(args [][]byte) {
 		c.reject(arityMsg(cmd.name))
 	case !c.authed && !cmd.noAuth:
 		c.reject("NOAUTH Authentication required.")
+	case c.s.cfg.AdminToken != "" && !c.admin && adminOnly(cmd, args) != "":
+		c.reject("NOPERM this user has no permissions to run the '" + adminOnly(cmd, args) + "' command")
 	case c.tx.multi && cmd.noMulti:
 		c.reject("ERR Command not allowed inside a transaction")
 	case c.tx.multi && !cmd.txCtl:
@@ -210,6 +213,23 @@ func (c *conn) exec(args [][]byte) {
 		c.last.Store(cmd)
 		cmd.run(c, args)
 	}
+}
+
+// adminSubs are the subcommands only the admin user may run.
+var adminSubs = map[string]bool{"config|set": true, "config|resetstat": true, "config|rewrite": true}
+
+// adminOnly returns the name, as NOPERM quotes it, of what in args only the
+// admin user may run, or "".
+func adminOnly(cmd *command, args [][]byte) string {
+	if cmd.admin {
+		return cmd.name
+	}
+	if len(args) >= 2 && len(args[1]) <= maxNameLen {
+		if full := cmd.name + "|" + strings.ToLower(string(args[1])); adminSubs[full] {
+			return full
+		}
+	}
+	return ""
 }
 
 // unknownCommand returns Redis's error for an unknown command, which quotes

@@ -44,6 +44,7 @@ type conn struct {
 	args   [][]byte // the current command; aliases buf, reused
 	out    []byte   // replies not yet written
 	authed bool     // AUTH succeeded, or no password is required
+	admin  bool     // authenticated as the admin user (Config.AdminToken)
 	quit   bool     // close after writing the replies so far
 
 	// Shared with CLIENT LIST and INFO on other connections.

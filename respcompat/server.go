@@ -89,6 +89,12 @@ type Config struct {
 	// every command but AUTH, HELLO and QUIT is refused until AUTH or
 	// HELLO ... AUTH gives it.
 	RequirePass string
+	// AdminToken, when not empty, is the password of the "admin" user
+	// (AUTH admin <token>), the only one that may run the commands that
+	// flush, reset, set, save, configure or stop the server, or watch
+	// every command (MONITOR); others are answered NOPERM. Empty, every
+	// client may run them.
+	AdminToken string
 	// MaxClients is the most connections served at once (0 or less means
 	// 10000). One more is answered "-ERR max number of clients reached"
 	// and closed.
