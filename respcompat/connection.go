@@ -222,10 +222,10 @@ func (c *conn) run() error {
 		}
 		c.exec(c.args)
 		ran++
-		if len(c.out) >= c.s.outLimit {
+		if len(c.out) >= min(c.s.outLimit, writeChunk) {
 			// Backpressure: a client that does not read its replies
 			// blocks here, and its next commands are not read.
-			if err := c.flush(); err != nil {
+			if err := c.write(); err != nil {
 				c.ncmds.Add(ran)
 				return err
 			}
@@ -257,8 +257,23 @@ func bytesIndexNL(p []byte) int {
 	return len(p) - 1 // unreachable: the framer found the '\n'
 }
 
-// flush writes the replies.
+// writeChunk is the most replies kept for a client while more of its
+// commands run: past it (or past Config.OutputLimit if less) they are
+// written, and the connection waits until the client takes them.
+const writeChunk = 64 << 10
+
+// flush writes the replies, and drops a large buffer: the client may now
+// be idle for long.
 func (c *conn) flush() error {
+	err := c.write()
+	if cap(c.out) > maxKeep {
+		c.out = nil
+	}
+	return err
+}
+
+// write writes the replies and keeps the buffer for more.
+func (c *conn) write() error {
 	if len(c.out) == 0 {
 		return nil
 	}
@@ -266,11 +281,7 @@ func (c *conn) flush() error {
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 	}
 	_, err := c.nc.Write(c.out)
-	if cap(c.out) > maxKeep {
-		c.out = nil
-	} else {
-		c.out = c.out[:0]
-	}
+	c.out = c.out[:0]
 	return err
 }
 

@@ -236,3 +236,29 @@ func TestMultiRedisCLI(t *testing.T) {
 	out = cli(ts, "MULTI\nnope\nEXEC\n")
 	assert.Contains(t, out, "\nEXECABORT Transaction discarded because of previous errors.\n")
 }
+
+// TestExecOverOutputLimitDisconnects: an EXEC whose replies pass
+// Config.OutputLimit runs whole, but its replies are dropped and the
+// client disconnected (the locks of EXEC cannot wait on a client).
+func TestExecOverOutputLimitDisconnects(t *testing.T) {
+	t.Parallel()
+	ts := start(t, Config{OutputLimit: 64 << 10})
+	rc := ts.raw(t)
+	assert.Equal(t, "+OK\r\n", rc.do("MULTI"))
+	assert.Equal(t, "+QUEUED\r\n", rc.do("BUCKET.TAKE", "k"))
+	for range 20 { // about 12 KB each
+		assert.Equal(t, "+QUEUED\r\n", rc.do("COMMAND", "DOCS"))
+	}
+	assert.Equal(t, "+QUEUED\r\n", rc.do("BUCKET.TAKE", "k"))
+	rc.send(encode("EXEC"))
+	assert.Empty(t, rc.expectEOF(), "no reply, then the connection closes")
+	res, err := ts.lim.Take("k", "", 0)
+	require.NoError(t, err)
+	assert.Equal(t, 13*bucket.Token, res.Remaining, "the transaction ran whole")
+
+	// Under the limit, the same EXEC answers.
+	rc = ts.raw(t)
+	assert.Equal(t, "+OK\r\n", rc.do("MULTI"))
+	assert.Equal(t, "+QUEUED\r\n", rc.do("COMMAND", "DOCS"))
+	assert.Equal(t, "*1\r\n*", rc.do("EXEC")[:5])
+}

@@ -111,12 +111,15 @@ type Config struct {
 	// Info, if not nil, returns extra fields for INFO (the data file, the
 	// sync mode...), shown sorted by name in a "# Bucketd" section.
 	Info func() map[string]string
-	// OutputLimit bounds a client's replies not yet written (0 or less
-	// means DefaultOutputLimit). Past it the server writes them before it
-	// runs the client's next command, so a client that does not read
-	// stops being read (backpressure); inside EXEC, whose locks must not
-	// wait on a client, the replies past it are dropped and the client is
-	// disconnected, as Redis's client-output-buffer-limit does.
+	// OutputLimit bounds the replies the server holds for a client (0 or
+	// less means DefaultOutputLimit). Outside EXEC the server writes them
+	// once they pass 64 KiB (or OutputLimit if less), before it runs the
+	// client's next command, so a client that does not read its replies
+	// stops being read (backpressure) and holds at most that. Inside
+	// EXEC, whose locks must not wait on a client, replies past
+	// OutputLimit are dropped and the client is disconnected and logged,
+	// as Redis's client-output-buffer-limit does; so is a MONITOR client
+	// that falls that far behind.
 	OutputLimit int
 	// Now is the clock of TIME, INFO's uptime and CLIENT LIST's ages; nil
 	// means time.Now. The buckets' clock is the Store's.
