@@ -78,9 +78,9 @@
 //	DEL key [key ...], UNLINK key [key ...]
 //	    Reset buckets to full; the reply counts those that existed.
 //	KEYS pattern, SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
-//	    Glob patterns of tidwall/match: '*', '?' and '\' escapes; there
-//	    are no [...] classes ('[' matches itself). SCAN's cursor is the
-//	    store's; every key is a hash, so TYPE anything else matches none.
+//	    Redis's glob patterns: '*', '?', classes ('[abc]', '[^a]',
+//	    '[a-z]') and '\' escapes, by byte. SCAN's cursor is the store's;
+//	    every key is a hash, so TYPE anything else matches none.
 //	FLUSHDB [ASYNC|SYNC], FLUSHALL [ASYNC|SYNC]
 //	    Reset every bucket.
 //	PING [msg], ECHO msg, QUIT, SELECT 0 (no other database), TIME

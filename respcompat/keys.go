@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/bucketd/bucketd/bucket"
-	"github.com/tidwall/match"
 )
 
 // The keyspace commands: EXISTS, TYPE, TTL, PTTL, DEL, UNLINK, KEYS, SCAN,
@@ -68,21 +67,6 @@ func cmdDel(c *conn, args [][]byte) {
 		return
 	}
 	c.int(int64(n))
-}
-
-// matchLimit bounds the work of one glob match, in steps per byte of the
-// key, so that a pattern like "*a*a*a*a*b" cannot stall the server.
-const matchLimit = 1000
-
-// globMatch reports whether s matches the glob pattern: '*' any bytes, '?'
-// one character, '\' escapes the next (tidwall/match, which redcon uses).
-// Unlike Redis's glob it has no [...] classes: '[' matches itself.
-func globMatch(s, pattern string) bool {
-	if pattern == "*" {
-		return true
-	}
-	ok, stopped := match.MatchLimit(s, pattern, matchLimit)
-	return ok && !stopped
 }
 
 // scanBatch is how many keys KEYS asks the store for at once.
