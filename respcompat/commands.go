@@ -155,6 +155,8 @@ func commandTable() []*command {
 			doc: doc{"Forgets about watched keys of a transaction.", "2.2.0", "transactions", "O(1)", nil}},
 
 		// Server.
+		{name: "monitor", arity: 1, flags: []string{"admin", "noscript", "loading", "stale"}, acl: []string{"@admin", "@slow", "@dangerous"}, admin: true, noMulti: true, run: cmdMonitor,
+			doc: doc{"Listens for all commands received by the server in real time.", "1.0.0", "server", "", nil}},
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, acl: []string{"@slow", "@connection"}, run: cmdCommand,
 			doc: doc{"Returns detailed information about all commands; COUNT, DOCS, INFO, LIST, HELP.", "2.8.13", "server", "O(N)", nil}},
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, acl: []string{"@slow", "@dangerous"}, run: cmdInfo,
@@ -212,6 +214,9 @@ func (c *conn) exec(args [][]byte) {
 	default:
 		c.last.Store(cmd)
 		cmd.run(c, args)
+		if c.s.nmon.Load() > 0 {
+			c.s.feed(c, cmd, args)
+		}
 	}
 }
 

@@ -35,17 +35,19 @@ type conn struct {
 	created time.Time
 
 	// Owned by the connection's goroutine.
-	tx     txState  // MULTI and WATCH: multi.go
-	buf    []byte   // bytes read; buf[r:end] are whole commands not yet run
-	r      int      // start of the first command not yet run
-	end    int      // end of the last whole command read
-	w      int      // end of the bytes read
-	f      framer   // finds the commands in buf[end:w] and later reads
-	args   [][]byte // the current command; aliases buf, reused
-	out    []byte   // replies not yet written
-	authed bool     // AUTH succeeded, or no password is required
-	admin  bool     // authenticated as the admin user (Config.AdminToken)
-	quit   bool     // close after writing the replies so far
+	tx     txState    // MULTI and WATCH: multi.go
+	mon    *monitor   // set by MONITOR: monitor.go
+	wmu    sync.Mutex // serializes writes: the monitor's writer writes too
+	buf    []byte     // bytes read; buf[r:end] are whole commands not yet run
+	r      int        // start of the first command not yet run
+	end    int        // end of the last whole command read
+	w      int        // end of the bytes read
+	f      framer     // finds the commands in buf[end:w] and later reads
+	args   [][]byte   // the current command; aliases buf, reused
+	out    []byte     // replies not yet written
+	authed bool       // AUTH succeeded, or no password is required
+	admin  bool       // authenticated as the admin user (Config.AdminToken)
+	quit   bool       // close after writing the replies so far
 
 	// Shared with CLIENT LIST and INFO on other connections.
 	last   atomic.Pointer[command] // the last command run
@@ -88,6 +90,9 @@ func (c *conn) serve() {
 		c.s.mu.Unlock()
 		if c.tx.watch != nil {
 			c.tx.watch.Reset()
+		}
+		if c.mon != nil {
+			c.s.stopMonitor(c.mon)
 		}
 		c.nc.Close()
 		c.s.wg.Done()
@@ -277,11 +282,19 @@ func (c *conn) write() error {
 	if len(c.out) == 0 {
 		return nil
 	}
+	err := c.writeLocked(c.out)
+	c.out = c.out[:0]
+	return err
+}
+
+// writeLocked writes b to the client, after any write in progress.
+func (c *conn) writeLocked(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if c.s.cfg.IdleTimeout > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 	}
-	_, err := c.nc.Write(c.out)
-	c.out = c.out[:0]
+	_, err := c.nc.Write(b)
 	return err
 }
 

@@ -14,7 +14,7 @@ import (
 	"github.com/bucketd/bucketd/bucket"
 )
 
-// INFO [section ...]: the sections server, clients, stats, persistence,
+// INFO [section ...]: the sections server, clients, memory, stats, persistence,
 // keyspace, policies and bucketd (Config.Info's fields), in Redis's format.
 // No section, "default", "all" and "everything" give them all; an unknown
 // section gives nothing.
@@ -68,6 +68,9 @@ func cmdInfo(c *conn, args [][]byte) {
 		"client_recent_max_input_buffer", strconv.FormatInt(max(s.maxInputBuf.Load(), minBuf), 10),
 		"blocked_clients", "0",
 	)
+	if wanted("Memory") {
+		section("Memory", s.memoryFields()...)
+	}
 	section("Stats",
 		"total_connections_received", strconv.FormatUint(s.accepted.Load(), 10),
 		"total_commands_processed", strconv.FormatUint(cmds, 10),

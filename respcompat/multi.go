@@ -134,6 +134,9 @@ func cmdExec(c *conn, args [][]byte) {
 		for _, q := range queued {
 			c.last.Store(q.cmd)
 			q.cmd.run(c, q.args)
+			if c.s.nmon.Load() > 0 {
+				c.s.feed(c, q.cmd, q.args)
+			}
 			// The locks are held: nothing is written to the client now.
 			// Replies past the output limit are dropped and the client
 			// disconnected afterwards, as Redis's client-output-buffer-limit.

@@ -155,6 +155,11 @@ type Server struct {
 	doneCmds    atomic.Uint64 // commands run by connections since closed; changed with mu held
 	maxInputBuf atomic.Int64  // the largest read buffer any connection grew
 	saving      atomic.Bool   // a BGSAVE is running
+	peakUsed    atomic.Uint64 // the most used_memory INFO has seen
+
+	monMu sync.Mutex   // guards mons
+	mons  []*monitor   // MONITOR clients; replaced, never changed in place
+	nmon  atomic.Int32 // len(mons), read without the lock
 
 	mu        sync.Mutex // guards the fields below
 	ln        net.Listener
