@@ -68,6 +68,8 @@ func TestMultiRedisCases(t *testing.T) {
 		{"DISCARD without MULTI", [][]string{{"DISCARD"}}, []string{"-ERR DISCARD without MULTI\r\n"}},
 		{"SHUTDOWN is not allowed inside MULTI", [][]string{{"MULTI"}, {"SHUTDOWN"}, {"EXEC"}},
 			[]string{"+OK\r\n", "-ERR Command not allowed inside a transaction\r\n", "-EXECABORT Transaction discarded because of previous errors.\r\n"}},
+		{"a command that fails inside EXEC does not stop the others", [][]string{{"MULTI"}, {"BUCKET.TAKE", "k", "1", "POLICY", "nope"}, take("k"), {"EXEC"}},
+			[]string{"+OK\r\n", queued, queued, "*2\r\n-ERR unknown policy 'nope'\r\n*6\r\n:1\r\n:15\r\n:14\r\n:0\r\n:3000\r\n$7\r\ndefault\r\n"}},
 		{"a transaction of takes", [][]string{{"MULTI"}, take("k"), {"CL.THROTTLE", "k", "1", "1", "60"}, {"DBSIZE"}, {"EXEC"}},
 			[]string{"+OK\r\n", queued, queued, queued,
 				"*3\r\n*6\r\n:1\r\n:15\r\n:14\r\n:0\r\n:3000\r\n$7\r\ndefault\r\n*5\r\n:0\r\n:2\r\n:1\r\n:-1\r\n:60\r\n:1\r\n"}},
