@@ -99,16 +99,18 @@ func TestTxChangesDirtyOtherWatches(t *testing.T) {
 	assert.True(t, w.Dirty())
 }
 
-// TestAtomicExcludesOtherTakes runs transactions of two takes of one key
-// against plain takes of the same key, on a clock that does not move: the
-// capacity is allowed exactly, and within a transaction the second take
-// sees exactly what the first left (no take came between them).
+// TestAtomicExcludesOtherTakes runs transactions of ten takes of one key
+// against plain takes of the same key, on a clock that does not move and
+// a capacity a little under the takes (so tokens last nearly to the end):
+// the capacity is allowed exactly, and within a transaction each allowed
+// take leaves exactly one token less than the one before (no take came
+// between them).
 func TestAtomicExcludesOtherTakes(t *testing.T) {
 	l, _, _ := newLimiter(t)
-	const capacity = 500
+	const goroutines, rounds, perTx = 16, 40, 10
+	const capacity = goroutines/2*rounds*(1+perTx) - 100
 	require.NoError(t, l.SetPolicies("", []bucket.Policy{{Name: "p", Limits: []bucket.Limit{{Capacity: tok(capacity), Rate: slow}}}}))
 
-	const goroutines, rounds = 16, 40
 	var allowed, interleaved atomic.Int64
 	var wg sync.WaitGroup
 	for g := range goroutines {
@@ -122,21 +124,20 @@ func TestAtomicExcludesOtherTakes(t *testing.T) {
 					continue
 				}
 				err := l.Atomic([]string{"k", "other"}, false, nil, func(tx *limiter.Tx) error {
-					a, err := tx.Take("k", "p", tok(1))
-					if err != nil {
-						return err
-					}
-					b, err := tx.Take("k", "p", tok(1))
-					if err != nil {
-						return err
-					}
-					for _, r := range []bucket.Result{a, b} {
-						if r.Allowed {
-							allowed.Add(1)
+					prev := bucket.Tokens(-1)
+					for range perTx {
+						r, err := tx.Take("k", "p", tok(1))
+						if err != nil {
+							return err
 						}
-					}
-					if a.Allowed && b.Allowed && b.Remaining != a.Remaining-tok(1) {
-						interleaved.Add(1)
+						if !r.Allowed {
+							continue
+						}
+						allowed.Add(1)
+						if prev >= 0 && r.Remaining != prev-tok(1) {
+							interleaved.Add(1)
+						}
+						prev = r.Remaining
 					}
 					return nil
 				})
@@ -146,7 +147,7 @@ func TestAtomicExcludesOtherTakes(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Equal(t, int64(capacity), allowed.Load(), "exactly the capacity")
-	assert.Zero(t, interleaved.Load(), "no take between the two of a transaction")
+	assert.Zero(t, interleaved.Load(), "no take between those of a transaction")
 }
 
 // TestAtomicAllExcludesWholeStoreReads: a transaction on the whole store
