@@ -56,12 +56,9 @@ func (t *txnState) index(key string) int {
 	return int(maphash.String(t.seed, key) % numStripes)
 }
 
-// rlock read-locks key's stripe and returns its unlock.
-func (t *txnState) rlock(key string) func() {
-	s := &t.stripes[t.index(key)]
-	s.RLock()
-	return s.RUnlock
-}
+// stripe returns key's stripe. (Callers lock and defer the unlock
+// themselves: a returned unlock func would cost an allocation per call.)
+func (t *txnState) stripe(key string) *stripe { return &t.stripes[t.index(key)] }
 
 // rlockAll read-locks every stripe, in order, and returns the unlock.
 func (t *txnState) rlockAll() func() {
@@ -236,7 +233,9 @@ func changed(allowed bool, cost bucket.Tokens, err error) bool {
 // bucket.ErrClosed, or bucket.ErrNotDurable: then the take was made and is
 // counted, but is not yet on disk.
 func (l *Limiter) Take(key, policy string, cost bucket.Tokens) (bucket.Result, error) {
-	defer l.txn.rlock(key)()
+	s := l.txn.stripe(key)
+	s.RLock()
+	defer s.RUnlock()
 	return (&Tx{l}).Take(key, policy, cost)
 }
 
@@ -256,7 +255,9 @@ func (tx *Tx) Take(key, policy string, cost bucket.Tokens) (bucket.Result, error
 // cost gives tokens back, never above the capacity. Takes (cost > 0) are
 // counted (CellCounts). Errors are as for Take.
 func (l *Limiter) Throttle(key string, lim bucket.Limit, cost bucket.Tokens) (bucket.Decision, error) {
-	defer l.txn.rlock(key)()
+	s := l.txn.stripe(key)
+	s.RLock()
+	defer s.RUnlock()
 	return (&Tx{l}).Throttle(key, lim, cost)
 }
 
@@ -274,7 +275,9 @@ func (tx *Tx) Throttle(key string, lim bucket.Limit, cost bucket.Tokens) (bucket
 // bucket that is not full, in storage.Namespace order (policies by name,
 // then CL.THROTTLE's). It reports false when every bucket of key is full.
 func (l *Limiter) Inspect(key string) (View, bool, error) {
-	defer l.txn.rlock(key)()
+	s := l.txn.stripe(key)
+	s.RLock()
+	defer s.RUnlock()
 	return l.inspect(key)
 }
 
@@ -286,7 +289,9 @@ func (tx *Tx) Inspect(key string) (View, bool, error) { return tx.l.inspect(key)
 // full. The error wraps bucket.ErrUnknownPolicy for a policy the server
 // does not have.
 func (l *Limiter) Reset(key, policy string) (bool, error) {
-	defer l.txn.rlock(key)()
+	s := l.txn.stripe(key)
+	s.RLock()
+	defer s.RUnlock()
 	return (&Tx{l}).Reset(key, policy)
 }
 
@@ -308,9 +313,10 @@ func (l *Limiter) Delete(keys ...string) (int, error) {
 	n := 0
 	var durable error
 	for _, k := range keys {
-		unlock := l.txn.rlock(k)
+		s := l.txn.stripe(k)
+		s.RLock()
 		m, err := (&Tx{l}).Delete(k)
-		unlock()
+		s.RUnlock()
 		n += m
 		if err != nil && !errors.Is(err, bucket.ErrNotDurable) {
 			return n, err
@@ -349,7 +355,9 @@ func (tx *Tx) Delete(keys ...string) (int, error) {
 // returns a peek at the bucket. The error wraps bucket.ErrUnknownPolicy or
 // bucket.ErrInvalid, or bucket.ErrNotDurable as for Take.
 func (l *Limiter) Set(key, policy string, tokens bucket.Tokens) (bucket.Result, error) {
-	defer l.txn.rlock(key)()
+	s := l.txn.stripe(key)
+	s.RLock()
+	defer s.RUnlock()
 	return (&Tx{l}).Set(key, policy, tokens)
 }
 
