@@ -12,17 +12,24 @@ import (
 	"github.com/bucketd/bucketd/limiter"
 )
 
-// maxQueuedBytes bounds the arguments one transaction may queue; a command
-// past it is refused and the transaction aborted at EXEC, as for any error
-// while queueing.
-const maxQueuedBytes = 64 << 20
+// maxQueuedBytes bounds what one transaction may queue: its arguments
+// and queueOverhead bytes for each. A command past it is refused and the
+// transaction aborted at EXEC, as for any error while queueing.
+const (
+	maxQueuedBytes = 16 << 20
+	queueOverhead  = 32
+)
+
+// maxWatched bounds the keys one connection watches: at the bound, WATCH
+// is refused (one WATCH may cross it by its own keys).
+const maxWatched = 100_000
 
 // txState is a connection's MULTI state and WATCH.
 type txState struct {
 	multi  bool           // between MULTI and EXEC or DISCARD
 	dirty  bool           // a command was refused while queueing: EXEC aborts
 	queued []queuedCmd    // copies of the commands queued
-	bytes  int            // their arguments' size
+	bytes  int            // their size, counted as maxQueuedBytes says
 	watch  *limiter.Watch // nil until the first WATCH
 }
 
@@ -42,12 +49,12 @@ func (c *conn) reject(msg string) {
 
 // queue queues cmd and its arguments, answering QUEUED.
 func (c *conn) queue(cmd *command, args [][]byte) {
-	size := 0
+	size := queueOverhead
 	for _, a := range args {
-		size += len(a)
+		size += len(a) + queueOverhead
 	}
 	if c.tx.bytes+size > maxQueuedBytes {
-		c.reject("ERR transaction too large: its queued commands exceed 64 MiB")
+		c.reject("ERR transaction too large: its queued commands exceed 16 MiB")
 		return
 	}
 	c.tx.bytes += size
@@ -94,6 +101,10 @@ func cmdWatch(c *conn, args [][]byte) {
 	}
 	if c.tx.watch == nil {
 		c.tx.watch = c.s.store.NewWatch()
+	}
+	if c.tx.watch.Len() >= maxWatched {
+		c.err("ERR too many watched keys: at most 100000 a connection")
+		return
 	}
 	keys := make([]string, len(args)-1)
 	for i, k := range args[1:] {

@@ -3,6 +3,7 @@ package respcompat
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -263,4 +264,37 @@ func TestExecOverOutputLimitDisconnects(t *testing.T) {
 	assert.Equal(t, "+OK\r\n", rc.do("MULTI"))
 	assert.Equal(t, "+QUEUED\r\n", rc.do("COMMAND", "DOCS"))
 	assert.Equal(t, "*1\r\n*", rc.do("EXEC")[:5])
+}
+
+// TestMultiBounds: a transaction cannot queue more than 16 MiB (an error
+// while queueing, so EXEC aborts), nor a connection watch more than
+// 100000 keys.
+func TestMultiBounds(t *testing.T) {
+	t.Parallel()
+	ts := start(t, Config{})
+	rc := ts.raw(t)
+	assert.Equal(t, "+OK\r\n", rc.do("MULTI"))
+	big := strings.Repeat("x", 60<<10)
+	n := 0
+	for ; n < 1000; n++ {
+		r := rc.do("ECHO", big)
+		if r != "+QUEUED\r\n" {
+			assert.Equal(t, "-ERR transaction too large: its queued commands exceed 16 MiB\r\n", r)
+			break
+		}
+	}
+	assert.Equal(t, 16<<20/(60<<10+3*32), n, "commands queued")
+	assert.Equal(t, "-EXECABORT Transaction discarded because of previous errors.\r\n", rc.do("EXEC"))
+
+	keys := make([]string, 1001)
+	keys[0] = "WATCH"
+	for round := range 100 {
+		for i := 1; i < len(keys); i++ {
+			keys[i] = "k" + strconv.Itoa(round) + "_" + strconv.Itoa(i)
+		}
+		require.Equal(t, "+OK\r\n", rc.do(keys...))
+	}
+	assert.Equal(t, "-ERR too many watched keys: at most 100000 a connection\r\n", rc.do("WATCH", "another"))
+	assert.Equal(t, "+OK\r\n", rc.do("UNWATCH"))
+	assert.Equal(t, "+OK\r\n", rc.do("WATCH", "another"))
 }
