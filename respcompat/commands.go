@@ -211,9 +211,13 @@ func (c *conn) exec(args [][]byte) {
 		c.reject("ERR Command not allowed inside a transaction")
 	case c.tx.multi && !cmd.txCtl:
 		c.queue(cmd, args)
+		c.publish()
 	default:
 		c.last.Store(cmd)
 		cmd.run(c, args)
+		if cmd.txCtl || cmd.noAuth || cmd.name == "monitor" {
+			c.publish() // the session may have changed: CLIENT LIST shows it
+		}
 		if c.s.nmon.Load() > 0 {
 			c.s.feed(c, cmd, args)
 		}

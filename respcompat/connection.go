@@ -57,6 +57,7 @@ type conn struct {
 	name   string                  // CLIENT SETNAME
 	lib    string                  // CLIENT SETINFO LIB-NAME
 	libVer string                  // CLIENT SETINFO LIB-VER
+	shown  shownState              // the session as CLIENT LIST shows it
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -70,6 +71,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		laddr:   nc.LocalAddr().String(),
 		created: now,
 		authed:  s.cfg.RequirePass == "",
+		shown:   shownState{multi: -1},
 	}
 	c.active.Store(now.UnixNano())
 	return c
@@ -313,16 +315,58 @@ func (c *conn) linger() {
 // info returns c's line of CLIENT LIST, in Redis's format.
 func (c *conn) info(now time.Time) string {
 	c.mu.Lock()
-	name, lib, libVer := c.name, c.lib, c.libVer
+	name, lib, libVer, sh := c.name, c.lib, c.libVer, c.shown
 	c.mu.Unlock()
 	last := "NULL"
 	if cmd := c.last.Load(); cmd != nil {
 		last = cmd.name
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 ",
-		c.id, c.addr, c.laddr, name, int64(now.Sub(c.created)/time.Second), (now.UnixNano()-c.active.Load())/int64(time.Second))
-	fmt.Fprintf(&b, "qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=2 lib-name=%s lib-ver=%s\n",
-		last, lib, libVer)
+	flags := ""
+	if sh.monitor {
+		flags += "O"
+	}
+	if sh.multi >= 0 {
+		flags += "x"
+	}
+	if sh.watch != nil && sh.watch.Dirty() {
+		flags += "d"
+	}
+	if flags == "" {
+		flags = "N"
+	}
+	user := "default"
+	if sh.admin {
+		user = "admin"
+	}
+	fmt.Fprintf(&b, "id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=0 sub=0 psub=0 ssub=0 multi=%d watch=%d ",
+		c.id, c.addr, c.laddr, name, int64(now.Sub(c.created)/time.Second), (now.UnixNano()-c.active.Load())/int64(time.Second),
+		flags, sh.multi, sh.nwatch)
+	fmt.Fprintf(&b, "qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=%s redir=-1 resp=2 lib-name=%s lib-ver=%s\n",
+		last, user, lib, libVer)
 	return b.String()
+}
+
+// shownState is a copy of the session, for CLIENT LIST on other
+// connections.
+type shownState struct {
+	admin   bool
+	monitor bool
+	multi   int // commands queued; -1 outside MULTI
+	nwatch  int
+	watch   interface{ Dirty() bool }
+}
+
+// publish copies the session for CLIENT LIST, after it changed.
+func (c *conn) publish() {
+	sh := shownState{admin: c.admin, monitor: c.mon != nil, multi: -1}
+	if c.tx.multi {
+		sh.multi = len(c.tx.queued)
+	}
+	if c.tx.watch != nil {
+		sh.nwatch, sh.watch = c.tx.watch.Len(), c.tx.watch
+	}
+	c.mu.Lock()
+	c.shown = sh
+	c.mu.Unlock()
 }

@@ -298,3 +298,28 @@ func TestMultiBounds(t *testing.T) {
 	assert.Equal(t, "+OK\r\n", rc.do("UNWATCH"))
 	assert.Equal(t, "+OK\r\n", rc.do("WATCH", "another"))
 }
+
+// TestClientListShowsTheSession: CLIENT LIST shows a client's MULTI
+// (flag x, multi=queued), watched keys (watch=, flag d once one changed),
+// MONITOR (flag O) and user, as Redis does.
+func TestClientListShowsTheSession(t *testing.T) {
+	t.Parallel()
+	ts := start(t, Config{AdminToken: "tok"})
+	a, b, m := ts.raw(t), ts.raw(t), ts.raw(t)
+	a.do("MULTI")
+	a.do("PING")
+	a.do("PING")
+	b.do("WATCH", "k", "j")
+	m.do("AUTH", "admin", "tok")
+	m.do("MONITOR")
+	ts.lim.Take("k", "", bucket.Token)
+	list := ts.client(t).ClientList(ctxT(t)).Val()
+	lines := strings.Split(strings.TrimSpace(list), "\n")
+	require.Len(t, lines, 4)
+	assert.Contains(t, lines[0], " flags=x db=0 sub=0 psub=0 ssub=0 multi=2 watch=0 ")
+	assert.Contains(t, lines[1], " flags=d db=0 sub=0 psub=0 ssub=0 multi=-1 watch=2 ")
+	assert.Contains(t, lines[2], " flags=O db=0 ")
+	assert.Contains(t, lines[2], " user=admin ")
+	assert.Contains(t, lines[3], " flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 ")
+	assert.Contains(t, lines[3], " user=default ")
+}
