@@ -11,6 +11,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -56,6 +57,7 @@ type config struct {
 	respAddr     string
 	requirePass  string
 	adminToken   string
+	outputLimit  int    // RESP: a client's unsent replies, in bytes
 	tlsCert      string // TLS certificate file (PEM); with tlsKey, serves TLS
 	tlsKey       string
 	maxClients   int
@@ -110,7 +112,8 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8000", "HTTP listen `address`")
 	fs.StringVar(&c.respAddr, "resp-addr", "127.0.0.1:6379", "Redis-protocol listen `address`; empty turns RESP off")
 	fs.StringVar(&c.requirePass, "requirepass", "", "RESP password: clients must AUTH first (as Redis's requirepass)")
-	fs.StringVar(&c.adminToken, "admin-token", "", "HTTP admin `token`: the /v1 routes that change or list state need Authorization: Bearer <token>")
+	fs.StringVar(&c.adminToken, "admin-token", "", "admin `token`: the HTTP /v1 routes that change or list state need Authorization: Bearer <token>, and the RESP admin commands (FLUSHALL, DEL, HSET, CONFIG SET, SAVE, SHUTDOWN, MONITOR...) AUTH admin <token>")
+	fs.IntVar(&c.outputLimit, "client-output-limit", respcompat.DefaultOutputLimit, "RESP: most `bytes` of replies a client has not read before the server stops reading its commands")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, the listeners serve TLS")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM), with --tls-cert")
 	fs.IntVar(&c.maxClients, "maxclients", 10000, "most RESP clients at once")
@@ -278,12 +281,18 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("http: %w", err)
 	}
 	defer httpLn.Close()
+	warnExposed(log, "http", httpLn.Addr(), cfg.adminToken == "", "--admin-token: the admin routes are open to any client")
 	var respLn net.Listener
 	if cfg.respAddr != "" {
 		if respLn, err = net.Listen("tcp", cfg.respAddr); err != nil {
 			return fmt.Errorf("resp: %w", err)
 		}
 		defer respLn.Close()
+		if certs != nil { // rediss://, with the certificate SIGHUP reloads
+			respLn = tls.NewListener(respLn, certs.config())
+		}
+		warnExposed(log, "resp", respLn.Addr(), cfg.requirePass == "", "--requirepass: any client may take")
+		warnExposed(log, "resp", respLn.Addr(), cfg.adminToken == "", "--admin-token: any client may FLUSHALL, DEL, CONFIG SET or SHUTDOWN")
 	}
 	var grpcLn net.Listener
 	if cfg.grpcAddr != "" {
@@ -336,6 +345,8 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		respSrv = respcompat.New(lim, respcompat.Config{
 			Logger:      log,
 			RequirePass: cfg.requirePass,
+			AdminToken:  cfg.adminToken,
+			OutputLimit: cfg.outputLimit,
 			MaxClients:  cfg.maxClients,
 			IdleTimeout: cfg.idleTimeout,
 			Shutdown:    cancel,
@@ -565,4 +576,12 @@ func joinReloads(a, b func() error) func() error {
 		return b
 	}
 	return func() error { return errors.Join(a(), b()) }
+}
+
+// warnExposed logs a warning when addr is not a loopback address and the
+// secret that guards it is missing.
+func warnExposed(log *slog.Logger, front string, addr net.Addr, missing bool, what string) {
+	if ta, ok := addr.(*net.TCPAddr); ok && missing && !ta.IP.IsLoopback() {
+		log.Warn(front+" listens beyond this machine without "+what, "addr", addr.String())
+	}
 }

@@ -12,10 +12,10 @@ import (
 	"github.com/bucketd/bucketd/storage"
 )
 
-// Reset makes key's bucket under policy full, or every bucket of key (CL.THROTTLE's
+// reset makes key's bucket under policy full, or every bucket of key (CL.THROTTLE's
 // too) when policy is "". It reports whether one was not full. The error
 // wraps bucket.ErrUnknownPolicy for a policy the server does not have.
-func (l *Limiter) Reset(key, policy string) (bool, error) {
+func (l *Limiter) reset(key, policy string) (bool, error) {
 	ns := storage.AllNamespaces
 	if policy != "" {
 		if _, err := l.policies.Load().resolve(key, policy); err != nil {
@@ -26,33 +26,11 @@ func (l *Limiter) Reset(key, policy string) (bool, error) {
 	return l.store.Reset(ns, key)
 }
 
-// Delete resets every bucket of each key (Redis's DEL) and returns how many
-// keys had one that was not full. A reset whose durability failed is made
-// all the same: Delete goes on with the other keys and returns that error
-// (wrapping bucket.ErrNotDurable) at the end.
-func (l *Limiter) Delete(keys ...string) (int, error) {
-	n := 0
-	var durable error
-	for _, k := range keys {
-		ok, err := l.store.Reset(storage.AllNamespaces, k)
-		if err != nil && !errors.Is(err, bucket.ErrNotDurable) {
-			return n, err
-		}
-		if err != nil && durable == nil {
-			durable = err
-		}
-		if ok {
-			n++
-		}
-	}
-	return n, durable
-}
-
-// Set makes key's bucket under policy ("" is the default) hold tokens now,
+// set makes key's bucket under policy ("" is the default) hold tokens now,
 // clamped to each limit's capacity: an administrator's grant or drain. It
 // returns a peek at the bucket. The error wraps bucket.ErrUnknownPolicy or
 // bucket.ErrInvalid, or bucket.ErrNotDurable as for Take.
-func (l *Limiter) Set(key, policy string, tokens bucket.Tokens) (bucket.Result, error) {
+func (l *Limiter) set(key, policy string, tokens bucket.Tokens) (bucket.Result, error) {
 	pe, err := l.policies.Load().resolve(key, policy)
 	if err != nil {
 		return bucket.Result{}, err
@@ -65,21 +43,15 @@ func (l *Limiter) Set(key, policy string, tokens bucket.Tokens) (bucket.Result, 
 	return res, err
 }
 
-// SetTokens is Set under the default policy, for the Redis front's HSET.
-func (l *Limiter) SetTokens(key string, tokens bucket.Tokens) error {
-	_, err := l.Set(key, "", tokens)
-	return err
-}
-
 // maxKeysPage is the most keys Keys returns at once.
 const maxKeysPage = 10_000
 
-// Keys lists the keys that have a bucket, in byte order: those that start
+// keys lists the keys that have a bucket, in byte order: those that start
 // with prefix and sort after after, at most limit (<= 0 means 100, at most
 // 10 000) of them. next is the last key returned when there may be more,
 // else "". Each call reads every key in memory: it is for administrators,
 // not the request path.
-func (l *Limiter) Keys(prefix, after string, limit int) (keys []string, next string, err error) {
+func (l *Limiter) keys(prefix, after string, limit int) (keys []string, next string, err error) {
 	if limit <= 0 {
 		limit = 100
 	}
@@ -107,18 +79,6 @@ func (l *Limiter) Keys(prefix, after string, limit int) (keys []string, next str
 	}
 	return keys, next, nil
 }
-
-// Scan returns some keys that have a bucket, from cursor on (0 begins),
-// and the cursor to go on from; next == 0 ends. See storage.Store.Scan.
-func (l *Limiter) Scan(cursor uint64, count int) ([]string, uint64, error) {
-	return l.store.Scan(cursor, count)
-}
-
-// Len returns the number of keys that have a bucket that is not full.
-func (l *Limiter) Len() (int, error) { return l.store.Len() }
-
-// FlushAll makes every bucket full (overrides stay).
-func (l *Limiter) FlushAll() error { return l.store.Clear() }
 
 // Save makes every change durable now.
 func (l *Limiter) Save() error { return l.store.Save() }

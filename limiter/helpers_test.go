@@ -25,7 +25,7 @@ const noFlush = 24 * time.Hour
 // newLimiter returns a limiter over a real store in a fresh directory, the
 // store, and the store's clock, at storetest.T0. The store is closed at the
 // end of the test. opts, if given, are the limiter's options.
-func newLimiter(t *testing.T, opts ...limiter.Options) (*limiter.Limiter, *storage.DB, *storetest.Clock) {
+func newLimiter(t testing.TB, opts ...limiter.Options) (*limiter.Limiter, *storage.DB, *storetest.Clock) {
 	t.Helper()
 	c := storetest.NewClock(storetest.T0)
 	db := openAt(t, filepath.Join(t.TempDir(), "bucketd.db"), c)
@@ -40,7 +40,7 @@ func newLimiter(t *testing.T, opts ...limiter.Options) (*limiter.Limiter, *stora
 
 // openAt opens the store at path on clock c and closes it at the end of
 // the test.
-func openAt(t *testing.T, path string, c *storetest.Clock) *storage.DB {
+func openAt(t testing.TB, path string, c *storetest.Clock) *storage.DB {
 	t.Helper()
 	db, err := storage.Open(path, storage.Options{Clock: c, SyncInterval: noFlush})
 	require.NoError(t, err)

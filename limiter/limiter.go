@@ -64,6 +64,7 @@ type Limiter struct {
 	mu       sync.Mutex // serializes changes of policies and overrides
 	rls      rls        // Envoy's rate limit service: rls.go
 	top      *top       // the keys refused most
+	txn      txnState   // stripe locks and watchers: txn.go
 }
 
 // New returns a limiter over store, with the default policy alone and the
@@ -93,7 +94,7 @@ func New(store storage.Store, opts Options) (*Limiter, error) {
 	return l, nil
 }
 
-// Take takes cost tokens from key's bucket under the named policy ("" is
+// take takes cost tokens from key's bucket under the named policy ("" is
 // the default), with the key's override if it has one. A cost of 0 peeks
 // and is not counted. A cost above the policy's capacity is a denial whose
 // RetryAfter is bucket.Never, not an error. The error wraps
@@ -102,7 +103,7 @@ func New(store storage.Store, opts Options) (*Limiter, error) {
 // counted, but is not yet on disk. When the store is unavailable, the
 // policy's failure mode decides (see StoreErrors): an error wrapping
 // bucket.ErrStoreUnavailable, or an allowed take.
-func (l *Limiter) Take(key, policy string, cost bucket.Tokens) (bucket.Result, error) {
+func (l *Limiter) take(key, policy string, cost bucket.Tokens) (bucket.Result, error) {
 	if cost < 0 {
 		return bucket.Result{}, fmt.Errorf("cost %s is negative: %w", cost, bucket.ErrInvalid)
 	}
@@ -132,13 +133,13 @@ func (l *Limiter) Take(key, policy string, cost bucket.Tokens) (bucket.Result, e
 	return res, err
 }
 
-// Throttle takes cost tokens from key's CL.THROTTLE bucket under the limit
+// throttle takes cost tokens from key's CL.THROTTLE bucket under the limit
 // lim, given by the caller: redis-cell's command. The bucket is apart from
 // every policy's. Called with other limits than last time, the bucket keeps
 // its time until full, as redis-cell does. A cost of 0 peeks; a negative
 // cost gives tokens back, never above the capacity. Takes (cost > 0) are
 // counted (CellCounts). Errors are as for Take.
-func (l *Limiter) Throttle(key string, lim bucket.Limit, cost bucket.Tokens) (bucket.Decision, error) {
+func (l *Limiter) throttle(key string, lim bucket.Limit, cost bucket.Tokens) (bucket.Decision, error) {
 	if err := lim.Validate(); err != nil { // before it can take a place in the cache
 		return bucket.Decision{}, err
 	}
@@ -193,12 +194,12 @@ type View struct {
 	bucket.Snapshot
 }
 
-// Inspect returns the bucket of key a Redis client's HGETALL shows: its
+// inspect returns the bucket of key a Redis client's HGETALL shows: its
 // bucket under the default policy when that is not full, or else its first
 // bucket that is not full, in storage.Namespace order (policies by name,
 // then CL.THROTTLE's, then Envoy RLS domains'). It reports false when every
 // bucket of key is full.
-func (l *Limiter) Inspect(key string) (View, bool, error) {
+func (l *Limiter) inspect(key string) (View, bool, error) {
 	t := l.policies.Load()
 	if v, ok, err := l.view(t, storage.PolicyNS(t.def), key); ok || err != nil {
 		return v, ok, err

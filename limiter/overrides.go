@@ -39,6 +39,10 @@ func (l *Limiter) Overrides() []bucket.Override {
 // The key's bucket keeps its tokens, clamped to the new capacities, from
 // its next take.
 func (l *Limiter) SetOverride(o bucket.Override) error {
+	s := l.txn.stripe(o.Key)
+	s.RLock()
+	defer s.RUnlock()
+	defer l.txn.touch(o.Key) // harmless when nothing changed
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t := l.policies.Load()
@@ -64,6 +68,10 @@ func (l *Limiter) SetOverride(o bucket.Override) error {
 // DeleteOverride removes key's override under policy ("" is the default)
 // and reports whether there was one. It is durable before it returns.
 func (l *Limiter) DeleteOverride(key, policy string) (bool, error) {
+	s := l.txn.stripe(key)
+	s.RLock()
+	defer s.RUnlock()
+	defer l.txn.touch(key) // harmless when nothing changed
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t := l.policies.Load()

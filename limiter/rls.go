@@ -208,7 +208,23 @@ func (l *Limiter) ShouldRateLimit(req RLSRequest) (RLSResult, error) {
 			st.Limit, _ = st.Rule.Limit()
 		}
 	}
-	return l.takeRLS(req.Domain, res, costs)
+	// The buckets' stripes are held for writing while they are taken and
+	// any given back, so no other client sees tokens that a refused
+	// request takes and gives back: all or nothing, and isolated.
+	keys := make([]string, 0, len(res.Statuses))
+	for _, st := range res.Statuses {
+		if st.Rule != nil && !st.Unlimited {
+			keys = append(keys, st.Key)
+		}
+	}
+	defer l.txn.lock(keys, false)()
+	res, err := l.takeRLS(req.Domain, res, costs)
+	for i, st := range res.Statuses {
+		if st.Allowed && st.Rule != nil && !st.Unlimited && !res.Over && i < len(costs) && costs[i] > 0 {
+			l.txn.touch(st.Key)
+		}
+	}
+	return res, err
 }
 
 // takeRLS takes costs from the buckets of res's statuses, all or nothing.

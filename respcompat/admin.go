@@ -21,7 +21,7 @@ func cmdSave(c *conn, args [][]byte) {
 		c.err("ERR Background save already in progress")
 		return
 	}
-	if err := c.s.store.Save(); err != nil {
+	if err := c.store.Save(); err != nil {
 		if errors.Is(err, bucket.ErrNotDurable) { // as Redis answers a failed SAVE
 			c.s.log.Error("respcompat: SAVE failed", "addr", c.addr, "err", err)
 			c.err("ERR the data file could not be written; every change stays in memory and is retried: " + err.Error())
@@ -55,7 +55,7 @@ func cmdBgsave(c *conn, args [][]byte) {
 	c.status("Background saving started")
 }
 
-func cmdLastSave(c *conn, args [][]byte) { c.int(c.s.store.LastSave().Unix()) }
+func cmdLastSave(c *conn, args [][]byte) { c.int(c.store.LastSave().Unix()) }
 
 // SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] calls Config.Shutdown and closes the
 // connection without a reply, as Redis does. bucketd always writes every

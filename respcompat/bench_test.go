@@ -119,7 +119,7 @@ func BenchmarkBareRedcon(b *testing.B) {
 // call and the reply.
 func BenchmarkExec(b *testing.B) {
 	srv := New(stubLimiter{}, Config{})
-	c := &conn{s: srv, authed: true}
+	c := &conn{s: srv, store: srv.store, authed: true}
 	args := [][]byte{[]byte("CL.THROTTLE"), []byte("user123"), []byte("15"), []byte("30"), []byte("60")}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -135,7 +135,7 @@ func BenchmarkExec(b *testing.B) {
 // already read.
 func BenchmarkRun(b *testing.B) {
 	srv := New(stubLimiter{}, Config{})
-	c := &conn{s: srv, authed: true}
+	c := &conn{s: srv, store: srv.store, authed: true}
 	batch := []byte(strings.Repeat(benchCmd, pipeline))
 	b.ReportAllocs()
 	b.SetBytes(int64(len(batch)))

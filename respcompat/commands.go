@@ -19,6 +19,9 @@ type command struct {
 	firstKey, lastKey, step int
 	acl                     []string // ACL categories, shown by COMMAND
 	noAuth                  bool     // may run before AUTH
+	txCtl                   bool     // runs at once inside MULTI: MULTI, EXEC, DISCARD, WATCH, UNWATCH, QUIT
+	noMulti                 bool     // refused inside MULTI
+	admin                   bool     // only the admin user may run it when Config.AdminToken is set
 	// run handles the command. args[0] is the command name as sent; every
 	// argument aliases the connection's read buffer and is valid only until
 	// run returns: copy (string(arg)) what must outlive it.
@@ -93,10 +96,10 @@ func commandTable() []*command {
 		{name: "hscan", arity: -3, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, acl: []string{"@read", "@hash"}, run: cmdHscan,
 			doc: doc{"Iterates over the fields and values of a bucket (all in one call).", "2.8.0", "hash", "O(1)",
 				[]docArg{key(), arg("cursor", "integer"), opt(tok("MATCH", arg("pattern", "pattern"))), opt(tok("COUNT", arg("count", "integer"))), opt(pure("NOVALUES"))}}},
-		{name: "hset", arity: -4, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, acl: []string{"@write", "@hash", "@fast"}, run: cmdHset,
+		{name: "hset", arity: -4, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, acl: []string{"@write", "@hash", "@fast"}, admin: true, run: cmdHset,
 			doc: doc{"Sets the tokens a bucket holds now (only the tokens field can be set). Replies 0.", "2.0.0", "hash", "O(1)",
 				[]docArg{key(), many(block("data", arg("field", "string"), arg("value", "string")))}}},
-		{name: "hmset", arity: -4, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, acl: []string{"@write", "@hash", "@fast"}, run: cmdHmset,
+		{name: "hmset", arity: -4, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, acl: []string{"@write", "@hash", "@fast"}, admin: true, run: cmdHmset,
 			doc: doc{"Sets the tokens a bucket holds now, as HSET, replying OK.", "2.0.0", "hash", "O(1)",
 				[]docArg{key(), many(block("data", arg("field", "string"), arg("value", "string")))}}},
 
@@ -109,9 +112,9 @@ func commandTable() []*command {
 			doc: doc{"Returns the seconds until a bucket is full and forgotten, rounded up (-2 if there is none).", "1.0.0", "generic", "O(1)", []docArg{key()}}},
 		{name: "pttl", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, acl: []string{"@keyspace", "@read", "@fast"}, run: cmdPTTL,
 			doc: doc{"Returns the milliseconds until a bucket is full and forgotten, rounded up (-2 if there is none).", "2.6.0", "generic", "O(1)", []docArg{key()}}},
-		{name: "del", arity: -2, flags: []string{"write"}, firstKey: 1, lastKey: -1, step: 1, acl: []string{"@keyspace", "@write", "@slow"}, run: cmdDel,
+		{name: "del", arity: -2, flags: []string{"write"}, firstKey: 1, lastKey: -1, step: 1, acl: []string{"@keyspace", "@write", "@slow"}, admin: true, run: cmdDel,
 			doc: doc{"Resets buckets to full by forgetting them. Replies how many existed.", "1.0.0", "generic", "O(N)", []docArg{many(key())}}},
-		{name: "unlink", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: -1, step: 1, acl: []string{"@keyspace", "@write", "@fast"}, run: cmdDel,
+		{name: "unlink", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: -1, step: 1, acl: []string{"@keyspace", "@write", "@fast"}, admin: true, run: cmdDel,
 			doc: doc{"Resets buckets to full by forgetting them, as DEL.", "4.0.0", "generic", "O(N)", []docArg{many(key())}}},
 		{name: "keys", arity: 2, flags: []string{"readonly"}, acl: []string{"@keyspace", "@read", "@slow", "@dangerous"}, run: cmdKeys,
 			doc: doc{"Returns the keys of all buckets that match a glob pattern.", "1.0.0", "generic", "O(N)", []docArg{arg("pattern", "pattern")}}},
@@ -122,9 +125,9 @@ func commandTable() []*command {
 			doc: doc{"Returns the number of buckets.", "1.0.0", "server", "O(1)", nil}},
 		{name: "randomkey", arity: 1, flags: []string{"readonly"}, acl: []string{"@keyspace", "@read", "@slow"}, run: cmdRandomKey,
 			doc: doc{"Returns the key of a bucket (nil if there is none).", "1.0.0", "generic", "O(1)", nil}},
-		{name: "flushdb", arity: -1, flags: []string{"write"}, acl: []string{"@keyspace", "@write", "@slow", "@dangerous"}, run: cmdFlush,
+		{name: "flushdb", arity: -1, flags: []string{"write"}, acl: []string{"@keyspace", "@write", "@slow", "@dangerous"}, admin: true, run: cmdFlush,
 			doc: doc{"Resets every bucket to full by forgetting it.", "1.0.0", "server", "O(N)", []docArg{opt(oneof("flush-type", pure("ASYNC"), pure("SYNC")))}}},
-		{name: "flushall", arity: -1, flags: []string{"write"}, acl: []string{"@keyspace", "@write", "@slow", "@dangerous"}, run: cmdFlush,
+		{name: "flushall", arity: -1, flags: []string{"write"}, acl: []string{"@keyspace", "@write", "@slow", "@dangerous"}, admin: true, run: cmdFlush,
 			doc: doc{"Resets every bucket to full by forgetting it, as FLUSHDB.", "1.0.0", "server", "O(N)", []docArg{opt(oneof("flush-type", pure("ASYNC"), pure("SYNC")))}}},
 
 		// Connection.
@@ -139,12 +142,26 @@ func commandTable() []*command {
 				[]docArg{opt(block("arguments", arg("protover", "integer"), opt(tok("AUTH", block("auth", arg("username", "string"), arg("password", "string")))), opt(tok("SETNAME", arg("clientname", "string")))))}}},
 		{name: "select", arity: 2, flags: []string{"loading", "stale", "fast"}, acl: []string{"@fast", "@connection"}, run: cmdSelect,
 			doc: doc{"Selects a database: only 0 exists.", "1.0.0", "connection", "O(1)", []docArg{arg("index", "integer")}}},
-		{name: "quit", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, acl: []string{"@fast", "@connection"}, noAuth: true, run: cmdQuit,
+		{name: "quit", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}, acl: []string{"@fast", "@connection"}, noAuth: true, txCtl: true, run: cmdQuit,
 			doc: doc{"Closes the connection.", "1.0.0", "connection", "O(1)", nil}},
 		{name: "client", arity: -2, flags: []string{"noscript", "loading", "stale"}, acl: []string{"@slow", "@connection"}, run: cmdClient,
 			doc: doc{"A container for client connection commands: ID, GETNAME, SETNAME, SETINFO, INFO, LIST, HELP.", "2.4.0", "connection", "Depends on subcommand.", nil}},
 
+		// Transactions.
+		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, acl: []string{"@fast", "@transaction"}, txCtl: true, run: cmdMulti,
+			doc: doc{"Starts a transaction.", "1.2.0", "transactions", "O(1)", nil}},
+		{name: "exec", arity: 1, flags: []string{"noscript", "loading", "stale", "skip_slowlog"}, acl: []string{"@slow", "@transaction"}, txCtl: true, run: cmdExec,
+			doc: doc{"Runs the commands queued since MULTI as one atomic step.", "1.2.0", "transactions", "Depends on commands in the transaction", nil}},
+		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, acl: []string{"@fast", "@transaction"}, txCtl: true, run: cmdDiscard,
+			doc: doc{"Discards a transaction.", "2.0.0", "transactions", "O(N), when N is the number of queued commands", nil}},
+		{name: "watch", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, firstKey: 1, lastKey: -1, step: 1, acl: []string{"@fast", "@transaction"}, txCtl: true, run: cmdWatch,
+			doc: doc{"Monitors changes to buckets to determine the execution of a transaction.", "2.2.0", "transactions", "O(1) for every key.", []docArg{many(key())}}},
+		{name: "unwatch", arity: 1, flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, acl: []string{"@fast", "@transaction"}, txCtl: true, run: cmdUnwatch,
+			doc: doc{"Forgets about watched keys of a transaction.", "2.2.0", "transactions", "O(1)", nil}},
+
 		// Server.
+		{name: "monitor", arity: 1, flags: []string{"admin", "noscript", "loading", "stale"}, acl: []string{"@admin", "@slow", "@dangerous"}, admin: true, noMulti: true, run: cmdMonitor,
+			doc: doc{"Listens for all commands received by the server in real time.", "1.0.0", "server", "", nil}},
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, acl: []string{"@slow", "@connection"}, run: cmdCommand,
 			doc: doc{"Returns detailed information about all commands; COUNT, DOCS, INFO, LIST, HELP.", "2.8.13", "server", "O(N)", nil}},
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, acl: []string{"@slow", "@dangerous"}, run: cmdInfo,
@@ -153,13 +170,13 @@ func commandTable() []*command {
 			doc: doc{"A container for server configuration commands: GET, SET, RESETSTAT, REWRITE, HELP.", "2.0.0", "server", "Depends on subcommand.", nil}},
 		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, acl: []string{"@fast"}, run: cmdTime,
 			doc: doc{"Returns the server time.", "2.6.0", "server", "O(1)", nil}},
-		{name: "save", arity: 1, flags: []string{"admin", "noscript"}, acl: []string{"@admin", "@slow", "@dangerous"}, run: cmdSave,
+		{name: "save", arity: 1, flags: []string{"admin", "noscript"}, acl: []string{"@admin", "@slow", "@dangerous"}, admin: true, run: cmdSave,
 			doc: doc{"Writes every bucket to disk now.", "1.0.0", "server", "O(N)", nil}},
-		{name: "bgsave", arity: -1, flags: []string{"admin", "noscript"}, acl: []string{"@admin", "@slow", "@dangerous"}, run: cmdBgsave,
+		{name: "bgsave", arity: -1, flags: []string{"admin", "noscript"}, acl: []string{"@admin", "@slow", "@dangerous"}, admin: true, run: cmdBgsave,
 			doc: doc{"Writes every bucket to disk in the background.", "1.0.0", "server", "O(1)", []docArg{opt(pure("SCHEDULE"))}}},
 		{name: "lastsave", arity: 1, flags: []string{"loading", "stale", "fast"}, acl: []string{"@fast", "@dangerous"}, run: cmdLastSave,
 			doc: doc{"Returns the Unix time of the last write to disk.", "1.0.0", "server", "O(1)", nil}},
-		{name: "shutdown", arity: -1, flags: []string{"admin", "noscript", "loading", "stale", "no_multi", "allow_busy"}, acl: []string{"@admin", "@slow", "@dangerous"}, run: cmdShutdown,
+		{name: "shutdown", arity: -1, flags: []string{"admin", "noscript", "loading", "stale", "no_multi", "allow_busy"}, acl: []string{"@admin", "@slow", "@dangerous"}, noMulti: true, admin: true, run: cmdShutdown,
 			doc: doc{"Stops the server, which always writes every bucket to disk first (NOSAVE is accepted and ignored).", "1.0.0", "server", "O(N)",
 				[]docArg{opt(oneof("save-selector", pure("NOSAVE"), pure("SAVE"))), opt(pure("NOW")), opt(pure("FORCE"))}}},
 	}
@@ -182,8 +199,8 @@ func (s *Server) lookup(name []byte) *command {
 	return s.cmds[string(low[:len(name)])]
 }
 
-// exec runs one command, checking its name, arity and the authentication
-// in Redis's order.
+// exec runs one command, or queues it inside MULTI, checking its name,
+// arity and the authentication in Redis's order.
 func (c *conn) exec(args [][]byte) {
 	cmd := c.s.lookup(args[0])
 	if cmd == nil {
@@ -197,15 +214,45 @@ func (c *conn) exec(args [][]byte) {
 	}
 	switch {
 	case cmd == nil:
-		c.err(unknownCommand(args))
+		c.reject(unknownCommand(args))
 	case cmd.arity > 0 && len(args) != cmd.arity, cmd.arity < 0 && len(args) < -cmd.arity:
-		c.arityErr(cmd.name)
+		c.reject(arityMsg(cmd.name))
 	case !c.authed && !cmd.noAuth:
-		c.err("NOAUTH Authentication required.")
+		c.reject("NOAUTH Authentication required.")
+	case c.s.cfg.AdminToken != "" && !c.admin && adminOnly(cmd, args) != "":
+		c.reject("NOPERM this user has no permissions to run the '" + adminOnly(cmd, args) + "' command")
+	case c.tx.multi && cmd.noMulti:
+		c.reject("ERR Command not allowed inside a transaction")
+	case c.tx.multi && !cmd.txCtl:
+		c.queue(cmd, args)
+		c.publish()
 	default:
 		c.last.Store(cmd)
 		cmd.run(c, args)
+		if cmd.txCtl || cmd.noAuth || cmd.name == "monitor" {
+			c.publish() // the session may have changed: CLIENT LIST shows it
+		}
+		if c.s.nmon.Load() > 0 {
+			c.s.feed(c, cmd, args)
+		}
 	}
+}
+
+// adminSubs are the subcommands only the admin user may run.
+var adminSubs = map[string]bool{"config|set": true, "config|resetstat": true, "config|rewrite": true}
+
+// adminOnly returns the name, as NOPERM quotes it, of what in args only the
+// admin user may run, or "".
+func adminOnly(cmd *command, args [][]byte) string {
+	if cmd.admin {
+		return cmd.name
+	}
+	if len(args) >= 2 && len(args[1]) <= maxNameLen {
+		if full := cmd.name + "|" + strings.ToLower(string(args[1])); adminSubs[full] {
+			return full
+		}
+	}
+	return ""
 }
 
 // unknownCommand returns Redis's error for an unknown command, which quotes

@@ -66,14 +66,14 @@ func configGet(c *conn, args [][]byte) {
 	var out []string
 	for _, name := range configParams {
 		if name == "policies" {
-			infos = c.s.store.Policies()
+			infos = c.store.Policies()
 		}
 		if matches(name) {
 			var v string
 			switch name {
 			case "capacity", "rate", "default-policy":
 				if pol == nil {
-					p, err := c.s.store.Policy("")
+					p, err := c.store.Policy("")
 					if err != nil {
 						c.writeError(err)
 						return
@@ -232,7 +232,7 @@ func configSet(c *conn, args [][]byte) {
 		if capacity == nil {
 			name = "rate"
 		}
-		p, err := c.s.store.Policy("")
+		p, err := c.store.Policy("")
 		if err != nil {
 			c.writeError(err)
 			return
@@ -252,7 +252,7 @@ func configSet(c *conn, args [][]byte) {
 			failed(name, err.Error())
 			return
 		}
-		if err := c.s.store.SetDefaultLimit(l); err != nil {
+		if err := c.store.SetDefaultLimit(l); err != nil {
 			c.writeError(err)
 			return
 		}

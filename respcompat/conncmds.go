@@ -48,9 +48,10 @@ const (
 	errNoPass    = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
 )
 
-// AUTH [username] password. As in Redis 6+: the only user is "default";
-// with no password configured it accepts any password, but the one-argument
-// form is an error that points at the configuration.
+// AUTH [username] password. As in Redis 6+ with ACL users: "default", whose
+// password is Config.RequirePass (none configured, it accepts any password,
+// but the one-argument form is an error that points at the configuration),
+// and, when Config.AdminToken is set, "admin", whose password is the token.
 func cmdAuth(c *conn, args [][]byte) {
 	var user, pass []byte
 	switch len(args) {
@@ -70,22 +71,30 @@ func cmdAuth(c *conn, args [][]byte) {
 		c.err(errWrongPass)
 		return
 	}
-	c.authed = true
 	c.ok()
 }
 
-// checkPass reports whether user and pass are the default user's
-// credentials, and on success authenticates the connection.
+// checkPass reports whether user and pass are the credentials of the
+// default user (Config.RequirePass) or, when Config.AdminToken is set, of
+// the admin user, and on success authenticates the connection as that user.
 func (c *conn) checkPass(user, pass []byte) bool {
-	if string(user) != "default" {
-		return false
+	switch string(user) {
+	case "default":
+		want := c.s.cfg.RequirePass
+		if want != "" && subtle.ConstantTimeCompare(pass, []byte(want)) != 1 {
+			return false
+		}
+		c.authed, c.admin = true, false
+		return true
+	case "admin":
+		want := c.s.cfg.AdminToken
+		if want == "" || subtle.ConstantTimeCompare(pass, []byte(want)) != 1 {
+			return false
+		}
+		c.authed, c.admin = true, true
+		return true
 	}
-	want := c.s.cfg.RequirePass
-	if want != "" && subtle.ConstantTimeCompare(pass, []byte(want)) != 1 {
-		return false
-	}
-	c.authed = true
-	return true
+	return false
 }
 
 // HELLO [protover [AUTH username password] [SETNAME clientname]]. The

@@ -27,6 +27,7 @@ const (
 // conn is one client connection and its session.
 type conn struct {
 	s       *Server
+	store   Ops // the Server's store, or inside EXEC the transaction
 	nc      net.Conn
 	id      uint64
 	addr    string
@@ -34,15 +35,19 @@ type conn struct {
 	created time.Time
 
 	// Owned by the connection's goroutine.
-	buf    []byte   // bytes read; buf[r:end] are whole commands not yet run
-	r      int      // start of the first command not yet run
-	end    int      // end of the last whole command read
-	w      int      // end of the bytes read
-	f      framer   // finds the commands in buf[end:w] and later reads
-	args   [][]byte // the current command; aliases buf, reused
-	out    []byte   // replies not yet written
-	authed bool     // AUTH succeeded, or no password is required
-	quit   bool     // close after writing the replies so far
+	tx     txState    // MULTI and WATCH: multi.go
+	mon    *monitor   // set by MONITOR: monitor.go
+	wmu    sync.Mutex // serializes writes: the monitor's writer writes too
+	buf    []byte     // bytes read; buf[r:end] are whole commands not yet run
+	r      int        // start of the first command not yet run
+	end    int        // end of the last whole command read
+	w      int        // end of the bytes read
+	f      framer     // finds the commands in buf[end:w] and later reads
+	args   [][]byte   // the current command; aliases buf, reused
+	out    []byte     // replies not yet written
+	authed bool       // AUTH succeeded, or no password is required
+	admin  bool       // authenticated as the admin user (Config.AdminToken)
+	quit   bool       // close after writing the replies so far
 
 	logging  bool   // the command being run is access-logged
 	decision string // the outcome of its take, for the access log line
@@ -55,18 +60,21 @@ type conn struct {
 	name   string                  // CLIENT SETNAME
 	lib    string                  // CLIENT SETINFO LIB-NAME
 	libVer string                  // CLIENT SETINFO LIB-VER
+	shown  shownState              // the session as CLIENT LIST shows it
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	now := s.now()
 	c := &conn{
 		s:       s,
+		store:   s.store,
 		nc:      nc,
 		id:      s.nextID.Add(1),
 		addr:    nc.RemoteAddr().String(),
 		laddr:   nc.LocalAddr().String(),
 		created: now,
 		authed:  s.cfg.RequirePass == "",
+		shown:   shownState{multi: -1},
 	}
 	c.active.Store(now.UnixNano())
 	return c
@@ -85,6 +93,12 @@ func (c *conn) serve() {
 		c.s.doneCmds.Add(c.ncmds.Load())
 		delete(c.s.clients, c)
 		c.s.mu.Unlock()
+		if c.tx.watch != nil {
+			c.tx.watch.Reset()
+		}
+		if c.mon != nil {
+			c.s.stopMonitor(c.mon)
+		}
 		c.nc.Close()
 		c.s.wg.Done()
 	}()
@@ -218,6 +232,14 @@ func (c *conn) run() error {
 		}
 		c.exec(c.args)
 		ran++
+		if len(c.out) >= min(c.s.outLimit, writeChunk) {
+			// Backpressure: a client that does not read its replies
+			// blocks here, and its next commands are not read.
+			if err := c.write(); err != nil {
+				c.ncmds.Add(ran)
+				return err
+			}
+		}
 	}
 	c.ncmds.Add(ran)
 	return nil
@@ -245,20 +267,39 @@ func bytesIndexNL(p []byte) int {
 	return len(p) - 1 // unreachable: the framer found the '\n'
 }
 
-// flush writes the replies.
+// writeChunk is the most replies kept for a client while more of its
+// commands run: past it (or past Config.OutputLimit if less) they are
+// written, and the connection waits until the client takes them.
+const writeChunk = 64 << 10
+
+// flush writes the replies, and drops a large buffer: the client may now
+// be idle for long.
 func (c *conn) flush() error {
+	err := c.write()
+	if cap(c.out) > maxKeep {
+		c.out = nil
+	}
+	return err
+}
+
+// write writes the replies and keeps the buffer for more.
+func (c *conn) write() error {
 	if len(c.out) == 0 {
 		return nil
 	}
+	err := c.writeLocked(c.out)
+	c.out = c.out[:0]
+	return err
+}
+
+// writeLocked writes b to the client, after any write in progress.
+func (c *conn) writeLocked(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if c.s.cfg.IdleTimeout > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 	}
-	_, err := c.nc.Write(c.out)
-	if cap(c.out) > maxKeep {
-		c.out = nil
-	} else {
-		c.out = c.out[:0]
-	}
+	_, err := c.nc.Write(b)
 	return err
 }
 
@@ -277,16 +318,58 @@ func (c *conn) linger() {
 // info returns c's line of CLIENT LIST, in Redis's format.
 func (c *conn) info(now time.Time) string {
 	c.mu.Lock()
-	name, lib, libVer := c.name, c.lib, c.libVer
+	name, lib, libVer, sh := c.name, c.lib, c.libVer, c.shown
 	c.mu.Unlock()
 	last := "NULL"
 	if cmd := c.last.Load(); cmd != nil {
 		last = cmd.name
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 ",
-		c.id, c.addr, c.laddr, name, int64(now.Sub(c.created)/time.Second), (now.UnixNano()-c.active.Load())/int64(time.Second))
-	fmt.Fprintf(&b, "qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=2 lib-name=%s lib-ver=%s\n",
-		last, lib, libVer)
+	flags := ""
+	if sh.monitor {
+		flags += "O"
+	}
+	if sh.multi >= 0 {
+		flags += "x"
+	}
+	if sh.watch != nil && sh.watch.Dirty() {
+		flags += "d"
+	}
+	if flags == "" {
+		flags = "N"
+	}
+	user := "default"
+	if sh.admin {
+		user = "admin"
+	}
+	fmt.Fprintf(&b, "id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=0 sub=0 psub=0 ssub=0 multi=%d watch=%d ",
+		c.id, c.addr, c.laddr, name, int64(now.Sub(c.created)/time.Second), (now.UnixNano()-c.active.Load())/int64(time.Second),
+		flags, sh.multi, sh.nwatch)
+	fmt.Fprintf(&b, "qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=%s redir=-1 resp=2 lib-name=%s lib-ver=%s\n",
+		last, user, lib, libVer)
 	return b.String()
+}
+
+// shownState is a copy of the session, for CLIENT LIST on other
+// connections.
+type shownState struct {
+	admin   bool
+	monitor bool
+	multi   int // commands queued; -1 outside MULTI
+	nwatch  int
+	watch   interface{ Dirty() bool }
+}
+
+// publish copies the session for CLIENT LIST, after it changed.
+func (c *conn) publish() {
+	sh := shownState{admin: c.admin, monitor: c.mon != nil, multi: -1}
+	if c.tx.multi {
+		sh.multi = len(c.tx.queued)
+	}
+	if c.tx.watch != nil {
+		sh.nwatch, sh.watch = c.tx.watch.Len(), c.tx.watch
+	}
+	c.mu.Lock()
+	c.shown = sh
+	c.mu.Unlock()
 }

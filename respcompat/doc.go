@@ -78,24 +78,32 @@
 //	DEL key [key ...], UNLINK key [key ...]
 //	    Reset buckets to full; the reply counts those that existed.
 //	KEYS pattern, SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
-//	    Glob patterns of tidwall/match: '*', '?' and '\' escapes; there
-//	    are no [...] classes ('[' matches itself). SCAN's cursor is the
-//	    store's; every key is a hash, so TYPE anything else matches none.
+//	    Redis's glob patterns: '*', '?', classes ('[abc]', '[^a]',
+//	    '[a-z]') and '\' escapes, by byte. SCAN's cursor is the store's;
+//	    every key is a hash, so TYPE anything else matches none.
 //	FLUSHDB [ASYNC|SYNC], FLUSHALL [ASYNC|SYNC]
 //	    Reset every bucket.
 //	PING [msg], ECHO msg, QUIT, SELECT 0 (no other database), TIME
-//	AUTH [default] password
-//	HELLO [2 [AUTH default password] [SETNAME name]]
+//	AUTH [default|admin] password
+//	HELLO [2 [AUTH default|admin password] [SETNAME name]]
 //	    RESP2 only: HELLO 3 is answered "-NOPROTO unsupported protocol
 //	    version", which go-redis v9 takes as the signal to fall back to
 //	    RESP2 (and AUTH).
 //	CLIENT ID|GETNAME|SETNAME|SETINFO|INFO|LIST|HELP
 //	COMMAND [COUNT|INFO|DOCS|LIST|HELP]
 //	    DOCS gives what redis-cli 7 reads at startup for its hints.
+//	MULTI, EXEC, DISCARD, WATCH key [key ...], UNWATCH
+//	    Transactions, with Redis's replies (multi.go): EXEC runs the
+//	    queued commands in one Limiter.Atomic, so no other client sees
+//	    the state between them; a watched key that changed makes EXEC
+//	    answer a nil array.
+//	MONITOR
+//	    Streams every command run, in Redis's format, AUTH's secrets
+//	    redacted (monitor.go).
 //	INFO [section ...]
-//	    server, clients, stats, persistence, keyspace, policies, top, and
-//	    bucketd (the fields of Config.Info), in Redis's format; all,
-//	    everything and commandstats add commandstats (cmdstat_<name>:
+//	    server, clients, memory, stats, persistence, keyspace, policies,
+//	    top, and bucketd (the fields of Config.Info), in Redis's format;
+//	    all, everything and commandstats add commandstats (cmdstat_<name>:
 //	    calls=N, from Stats). The
 //	    policies section has the number of policies, the default's name and
 //	    a line per policy with its decisions since the server started
@@ -143,8 +151,10 @@
 //
 // With Config.RequirePass set, every command but AUTH, HELLO and QUIT is
 // answered "-NOAUTH Authentication required." until AUTH or HELLO AUTH
-// succeeds, as the "default" user: the admin commands (DEL, HSET,
-// FLUSHALL, CONFIG, SAVE, SHUTDOWN...) as well as the reads and takes.
+// succeeds. With Config.AdminToken set, the admin commands (FLUSHALL,
+// FLUSHDB, DEL, UNLINK, HSET, HMSET, CONFIG SET/RESETSTAT/REWRITE, SAVE,
+// BGSAVE, SHUTDOWN, MONITOR) need AUTH admin <token> and answer others
+// "-NOPERM this user has no permissions to run the 'flushall' command".
 //
 // # Limits
 //
@@ -157,7 +167,8 @@
 // buffer never holds more than one unfinished command and one read, so
 // what a client claims or streams does not grow the server's memory.
 // Commands pipelined in one write are run in order and answered in one
-// write. Config.MaxClients bounds the connections (one more is answered
+// write, or in writes of 64 KiB while more are run: a client that does not
+// read its replies is not read either (Config.OutputLimit). Config.MaxClients bounds the connections (one more is answered
 // "-ERR max number of clients reached" and closed) and Config.IdleTimeout
 // closes idle ones.
 //
@@ -166,6 +177,6 @@
 // cannot persist; the change stays made.
 //
 // Redis features with no meaning here are not implemented and answer
-// "unknown command": strings, lists and the other types, MULTI/EXEC,
+// "unknown command": strings, lists and the other types,
 // pub/sub, scripting, replication, cluster and RESP3.
 package respcompat

@@ -91,7 +91,7 @@ func fieldIndex(name []byte) int {
 // peek returns key's bucket as a hash, ok == false if there is none, or
 // writes the error and returns failed == true.
 func (c *conn) peek(key []byte) (v hashView, ok, failed bool) {
-	s, ok, err := c.s.store.Inspect(string(key))
+	s, ok, err := c.store.Inspect(string(key))
 	if err != nil {
 		c.writeError(err)
 		return v, false, true
@@ -279,7 +279,7 @@ func (c *conn) setTokens(args [][]byte, name string) bool {
 		}
 		tokens = t
 	}
-	if err := c.s.store.SetTokens(string(args[1]), tokens); err != nil {
+	if err := c.store.SetTokens(string(args[1]), tokens); err != nil {
 		c.writeError(err)
 		return false
 	}

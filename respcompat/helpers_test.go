@@ -53,7 +53,7 @@ type stack struct {
 // clock at storetest.T0, and a limiter over it whose default policy is
 // limiter.DefaultLimit (5 tokens, one every 3 s). The store is closed when
 // the test ends.
-func newStack(t *testing.T, opts storage.Options) *stack {
+func newStack(t testing.TB, opts storage.Options) *stack {
 	t.Helper()
 	clock := storetest.NewClock(storetest.T0)
 	opts.Clock = clock

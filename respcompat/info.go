@@ -14,7 +14,7 @@ import (
 	"github.com/bucketd/bucketd/bucket"
 )
 
-// INFO [section ...]: the sections server, clients, stats, persistence,
+// INFO [section ...]: the sections server, clients, memory, stats, persistence,
 // keyspace, policies and bucketd (Config.Info's fields), in Redis's format.
 // No section, "default", "all" and "everything" give them all; "all",
 // "everything" and "commandstats" give commandstats too (cmdstat_<name>:
@@ -74,34 +74,37 @@ func cmdInfo(c *conn, args [][]byte) {
 		"client_recent_max_input_buffer", strconv.FormatInt(max(s.maxInputBuf.Load(), minBuf), 10),
 		"blocked_clients", "0",
 	)
+	if wanted("Memory") {
+		section("Memory", s.memoryFields()...)
+	}
 	section("Stats",
 		"total_connections_received", strconv.FormatUint(s.accepted.Load(), 10),
 		"total_commands_processed", strconv.FormatUint(cmds, 10),
 		"rejected_connections", strconv.FormatUint(s.rejected.Load(), 10),
-		"evicted_keys", strconv.FormatUint(s.store.Evicted(), 10),
+		"evicted_keys", strconv.FormatUint(c.store.Evicted(), 10),
 	)
 	// The status of the last write of the data file, whoever made it
 	// (BGSAVE, SAVE or the interval flush).
 	status := "ok"
-	if s.store.Ready() != nil {
+	if c.store.Ready() != nil {
 		status = "err"
 	}
 	section("Persistence",
 		"loading", "0",
 		"rdb_bgsave_in_progress", strconv.FormatInt(b2i(s.saving.Load()), 10),
-		"rdb_last_save_time", strconv.FormatInt(s.store.LastSave().Unix(), 10),
+		"rdb_last_save_time", strconv.FormatInt(c.store.LastSave().Unix(), 10),
 		"rdb_last_bgsave_status", status,
 		"aof_enabled", "0",
 	)
-	if n, _ := s.store.Len(); n > 0 { // 0 once closed
+	if n, _ := c.store.Len(); n > 0 { // 0 once closed
 		// Every bucket is forgotten once full: each "expires".
 		section("Keyspace", "db0", "keys="+strconv.Itoa(n)+",expires="+strconv.Itoa(n)+",avg_ttl=0")
 	} else {
 		section("Keyspace")
 	}
 	if wanted("Policies") {
-		cell := s.store.CellCounts()
-		section("Policies", append(policyFields(s.store.Policies()),
+		cell := c.store.CellCounts()
+		section("Policies", append(policyFields(c.store.Policies()),
 			"cl_throttle", fmt.Sprintf("allowed=%d,denied=%d", cell.Allowed, cell.Denied))...)
 	}
 	if wanted("Top") {

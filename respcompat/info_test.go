@@ -47,7 +47,7 @@ func TestInfo(t *testing.T) {
 	info, err := c.Info(ctx).Result()
 	require.NoError(t, err)
 	sections, f := infoFields(t, info)
-	assert.Equal(t, []string{"Server", "Clients", "Stats", "Persistence", "Keyspace", "Policies", "Top", "Bucketd"}, sections)
+	assert.Equal(t, []string{"Server", "Clients", "Memory", "Stats", "Persistence", "Keyspace", "Policies", "Top", "Bucketd"}, sections)
 	assert.Equal(t, "7.0.0", f["redis_version"])
 	assert.Equal(t, "standalone", f["redis_mode"])
 	assert.Equal(t, ts.addr[strings.LastIndexByte(ts.addr, ':')+1:], f["tcp_port"])

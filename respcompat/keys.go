@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/bucketd/bucketd/bucket"
-	"github.com/tidwall/match"
 )
 
 // The keyspace commands: EXISTS, TYPE, TTL, PTTL, DEL, UNLINK, KEYS, SCAN,
@@ -18,7 +17,7 @@ import (
 func cmdExists(c *conn, args [][]byte) {
 	var n int64
 	for _, k := range args[1:] {
-		_, ok, err := c.s.store.Inspect(string(k))
+		_, ok, err := c.store.Inspect(string(k))
 		if err != nil {
 			c.writeError(err)
 			return
@@ -29,7 +28,7 @@ func cmdExists(c *conn, args [][]byte) {
 }
 
 func cmdType(c *conn, args [][]byte) {
-	_, ok, err := c.s.store.Inspect(string(args[1]))
+	_, ok, err := c.store.Inspect(string(args[1]))
 	switch {
 	case err != nil:
 		c.writeError(err)
@@ -46,7 +45,7 @@ func cmdPTTL(c *conn, args [][]byte) { c.ttl(args[1], time.Millisecond) }
 // ttl replies the time until key's bucket is full, when the store may
 // forget it, in unit rounded up; -2 if there is no bucket.
 func (c *conn) ttl(key []byte, unit time.Duration) {
-	s, ok, err := c.s.store.Inspect(string(key))
+	s, ok, err := c.store.Inspect(string(key))
 	switch {
 	case err != nil:
 		c.writeError(err)
@@ -62,27 +61,12 @@ func cmdDel(c *conn, args [][]byte) {
 	for i, k := range args[1:] {
 		keys[i] = string(k)
 	}
-	n, err := c.s.store.Delete(keys...)
+	n, err := c.store.Delete(keys...)
 	if err != nil {
 		c.writeError(err)
 		return
 	}
 	c.int(int64(n))
-}
-
-// matchLimit bounds the work of one glob match, in steps per byte of the
-// key, so that a pattern like "*a*a*a*a*b" cannot stall the server.
-const matchLimit = 1000
-
-// globMatch reports whether s matches the glob pattern: '*' any bytes, '?'
-// one character, '\' escapes the next (tidwall/match, which redcon uses).
-// Unlike Redis's glob it has no [...] classes: '[' matches itself.
-func globMatch(s, pattern string) bool {
-	if pattern == "*" {
-		return true
-	}
-	ok, stopped := match.MatchLimit(s, pattern, matchLimit)
-	return ok && !stopped
 }
 
 // scanBatch is how many keys KEYS asks the store for at once.
@@ -95,7 +79,7 @@ func cmdKeys(c *conn, args [][]byte) {
 	var keys []string
 	var cursor uint64
 	for {
-		batch, next, err := c.s.store.Scan(cursor, scanBatch)
+		batch, next, err := c.store.Scan(cursor, scanBatch)
 		if err != nil {
 			c.writeError(err)
 			return
@@ -191,7 +175,7 @@ func cmdScan(c *conn, args [][]byte) {
 	if !ok {
 		return
 	}
-	keys, next, err := c.s.store.Scan(cursor, o.count)
+	keys, next, err := c.store.Scan(cursor, o.count)
 	if err != nil {
 		c.writeError(err)
 		return
@@ -214,7 +198,7 @@ func cmdScan(c *conn, args [][]byte) {
 }
 
 func cmdDBSize(c *conn, args [][]byte) {
-	n, err := c.s.store.Len()
+	n, err := c.store.Len()
 	if err != nil {
 		c.writeError(err)
 		return
@@ -227,7 +211,7 @@ func cmdDBSize(c *conn, args [][]byte) {
 func cmdRandomKey(c *conn, args [][]byte) {
 	var cursor uint64
 	for {
-		keys, next, err := c.s.store.Scan(cursor, 16)
+		keys, next, err := c.store.Scan(cursor, 16)
 		if err != nil {
 			c.writeError(err)
 			return
@@ -251,7 +235,7 @@ func cmdFlush(c *conn, args [][]byte) {
 		c.syntaxErr()
 		return
 	}
-	if err := c.s.store.FlushAll(); err != nil {
+	if err := c.store.FlushAll(); err != nil {
 		c.writeError(err)
 		return
 	}

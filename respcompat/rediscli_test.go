@@ -3,6 +3,7 @@ package respcompat
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -44,4 +45,31 @@ func TestRedisCLI(t *testing.T) {
 	assert.Equal(t, "0\n", cli("EXISTS", "joe"))
 	assert.True(t, strings.HasPrefix(cli("nope"), "ERR unknown command 'nope', with args beginning with: \n"))
 	assert.True(t, strings.HasPrefix(cli("INFO", "policies"), "# Policies\r\n"), "INFO is printed as it is")
+}
+
+// redisCLI returns a runner of the real redis-cli against a test server:
+// it gives stdin (commands, one a line, as a user pipes them) and args,
+// and returns what redis-cli printed. Outside CI, a missing redis-cli
+// skips the test; in CI (CI=true) it fails it.
+func redisCLI(t *testing.T) func(ts *testServer, stdin string, args ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-cli")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-cli is not installed (apt-get install redis-tools)")
+		}
+		t.Skip("redis-cli is not installed (apt-get install redis-tools)")
+	}
+	return func(ts *testServer, stdin string, args ...string) string {
+		t.Helper()
+		host, port, err := net.SplitHostPort(ts.addr)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, append([]string{"-h", host, "-p", port, "--no-auth-warning"}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "redis-cli %q: %s", args, out)
+		return string(out)
+	}
 }

@@ -25,10 +25,12 @@ func (c *conn) bulkInt(n int64) {
 	c.bulk(strconv.AppendInt(b[:0], n, 10))
 }
 
-func (c *conn) syntaxErr()  { c.err("ERR syntax error") }
-func (c *conn) notInteger() { c.err("ERR value is not an integer or out of range") }
-func (c *conn) arityErr(fullname string) {
-	c.err("ERR wrong number of arguments for '" + fullname + "' command")
+func (c *conn) syntaxErr()               { c.err("ERR syntax error") }
+func (c *conn) notInteger()              { c.err("ERR value is not an integer or out of range") }
+func (c *conn) arityErr(fullname string) { c.err(arityMsg(fullname)) }
+
+func arityMsg(fullname string) string {
+	return "ERR wrong number of arguments for '" + fullname + "' command"
 }
 
 // writeError answers a command whose Store call failed: the one place a

@@ -20,6 +20,18 @@ import (
 // implements it; main.go passes it to New). It must be safe for concurrent
 // use. Errors that wrap no sentinel of package bucket are internal.
 type Limiter interface {
+	Ops
+	// NewWatch returns an empty set of watched keys (WATCH).
+	NewWatch() *limiter.Watch
+	// Atomic runs fn with the locks of keys (of every key if all) held,
+	// as one step that no other client sees the middle of, unless w is
+	// dirty (then it returns limiter.ErrWatchDirty and runs nothing).
+	Atomic(keys []string, all bool, w *limiter.Watch, fn func(tx *limiter.Tx) error) error
+}
+
+// Ops are the limiter's operations the commands use: the Limiter's,
+// outside a transaction, or a *limiter.Tx's inside EXEC, which take no lock.
+type Ops interface {
 	// Take takes cost tokens from key's bucket under the server's named
 	// policy ("" is the default), as BUCKET.TAKE and the HTTP API do.
 	Take(key, policy string, cost bucket.Tokens) (bucket.Result, error)
@@ -79,6 +91,12 @@ type Config struct {
 	// every command but AUTH, HELLO and QUIT is refused until AUTH or
 	// HELLO ... AUTH gives it.
 	RequirePass string
+	// AdminToken, when not empty, is the password of the "admin" user
+	// (AUTH admin <token>), the only one that may run the commands that
+	// flush, reset, set, save, configure or stop the server, or watch
+	// every command (MONITOR); others are answered NOPERM. Empty, every
+	// client may run them.
+	AdminToken string
 	// MaxClients is the most connections served at once (0 or less means
 	// 10000). One more is answered "-ERR max number of clients reached"
 	// and closed.
@@ -95,6 +113,16 @@ type Config struct {
 	// Info, if not nil, returns extra fields for INFO (the data file, the
 	// sync mode...), shown sorted by name in a "# Bucketd" section.
 	Info func() map[string]string
+	// OutputLimit bounds the replies the server holds for a client (0 or
+	// less means DefaultOutputLimit). Outside EXEC the server writes them
+	// once they pass 64 KiB (or OutputLimit if less), before it runs the
+	// client's next command, so a client that does not read its replies
+	// stops being read (backpressure) and holds at most that. Inside
+	// EXEC, whose locks must not wait on a client, replies past
+	// OutputLimit are dropped and the client is disconnected and logged,
+	// as Redis's client-output-buffer-limit does; so is a MONITOR client
+	// that falls that far behind.
+	OutputLimit int
 	// Now is the clock of TIME, INFO's uptime and CLIENT LIST's ages; nil
 	// means time.Now. The buckets' clock is the Store's.
 	Now func() time.Time
@@ -107,6 +135,9 @@ type Config struct {
 	AccessLog bool
 }
 
+// DefaultOutputLimit is Config.OutputLimit's default: 1 MiB.
+const DefaultOutputLimit = 1 << 20
+
 // Server serves the Redis protocol (RESP2) on the buckets of a Store. Create
 // it with New, run it with Serve and stop it with Shutdown; its methods are
 // safe for concurrent use.
@@ -115,13 +146,14 @@ type Config struct {
 // parser, and writes with redcon's encoders, rather than with redcon.Server,
 // whose reader holds whatever a client streams until a command is complete.
 type Server struct {
-	store   Limiter
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	started time.Time
-	cmds    map[string]*command // by lower-case name; read-only after New
-	list    []*command          // the same, sorted by name
+	store    Limiter
+	cfg      Config
+	outLimit int
+	log      *slog.Logger
+	now      func() time.Time
+	started  time.Time
+	cmds     map[string]*command // by lower-case name; read-only after New
+	list     []*command          // the same, sorted by name
 
 	stopping atomic.Bool // set by Shutdown; checked before every read
 	wg       sync.WaitGroup
@@ -134,6 +166,11 @@ type Server struct {
 	saving      atomic.Bool   // a BGSAVE is running
 	unknown     atomic.Uint64 // unknown commands run (Stats)
 	accessLvl   slog.Level    // the level of a command's access log line
+	peakUsed    atomic.Uint64 // the most used_memory INFO has seen
+
+	monMu sync.Mutex   // guards mons
+	mons  []*monitor   // MONITOR clients; replaced, never changed in place
+	nmon  atomic.Int32 // len(mons), read without the lock
 
 	mu        sync.Mutex // guards the fields below
 	ln        net.Listener
@@ -163,6 +200,10 @@ func New(s Limiter, cfg Config) *Server {
 	srv.accessLvl = slog.LevelDebug
 	if cfg.AccessLog {
 		srv.accessLvl = slog.LevelInfo
+	}
+	srv.outLimit = cfg.OutputLimit
+	if srv.outLimit <= 0 {
+		srv.outLimit = DefaultOutputLimit
 	}
 	if srv.cfg.MaxClients <= 0 {
 		srv.cfg.MaxClients = 10000

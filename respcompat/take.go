@@ -46,7 +46,7 @@ func cmdTake(c *conn, args [][]byte) {
 		policy = string(args[i+1])
 	}
 	start := c.timer()
-	res, err := c.s.store.Take(string(args[1]), policy, cost)
+	res, err := c.store.Take(string(args[1]), policy, cost)
 	c.observe(frontRESP, res.Policy.Name, cost, res.Allowed, res.Policy.Shadow, err, start)
 	if errors.Is(err, bucket.ErrUnknownPolicy) {
 		c.err("ERR unknown policy '" + policy + "'")

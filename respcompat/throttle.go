@@ -55,7 +55,7 @@ func cmdThrottle(c *conn, args [][]byte) {
 	// fills the bucket: any amount beyond says so, without overflowing.
 	cost := bucket.Tokens(max(min(quantity, maxBurst+2), -(maxBurst+2))) * bucket.Token
 	start := c.timer()
-	d, err := c.s.store.Throttle(string(args[1]), l, cost)
+	d, err := c.store.Throttle(string(args[1]), l, cost)
 	c.observe(frontCell, "", cost, d.Allowed, false, err, start)
 	if err != nil {
 		c.writeError(err)
