@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,8 +154,6 @@ type DB struct {
 	pageBytes  []int32      // each page's size in the file; guarded by flushMu
 	liveBytes  atomic.Int64 // the sum of pageBytes: the size of the live state on disk
 
-	interned  sync.Map // bucket.Limit -> []bucket.Limit of it; see limits
-	internedN atomic.Int64
 	lastSave  atomic.Int64          // wall Unix ns of the last successful flush
 	health    atomic.Pointer[error] // the last checkpoint's failure; nil when it succeeded
 	logErr    atomic.Pointer[error] // the last write of the log's failure; nil when it succeeded
@@ -420,28 +417,17 @@ func (db *DB) load() error {
 					return nil
 				}
 				e.key = string(k)
-				s, pg := db.table.locate(e.key)
-				for _, b := range slices.Clone(e.subs) {
+				s, _, h := db.table.locate(e.key)
+				kept := false
+				for _, b := range e.subs {
 					b.shift(shift)
-					b.limits = db.limits(b.limits)
-					if d := b.untilFull(time.Unix(0, now)); d == 0 {
-						e.remove(b.ns)
-						s.markLocked(pg)
-					} else {
-						b.fullAt = now + int64(d)
-						if b.fullAt < now { // saturate, as touch does
-							b.fullAt = 1<<63 - 1
-						}
-					}
+					kept = db.restore(s, h, e.key, b, now) || kept
 				}
-				if len(e.subs) == 0 {
+				if !kept {
 					refilled++
-					return nil
-				}
-				if s.m[pg][e.key] == nil {
+				} else {
 					loaded++
 				}
-				s.m[pg][e.key] = e
 				return nil
 			})
 			if err != nil {

@@ -47,7 +47,7 @@ func PageKey(id uint16) []byte { return pageKey(id) }
 
 // PageOf returns the id of the page that holds key in db's file.
 func PageOf(db *DB, key string) uint16 {
-	s, pg := db.table.locate(key)
+	s, pg, _ := db.table.locate(key)
 	for i := range db.table.shards {
 		if &db.table.shards[i] == s {
 			return uint16(i*pagesPerShard + pg)
@@ -59,7 +59,7 @@ func PageOf(db *DB, key string) uint16 {
 // LockShard holds the lock of key's shard until the returned function is
 // called.
 func LockShard(db *DB, key string) (unlock func()) {
-	s, _ := db.table.locate(key)
+	s, _, _ := db.table.locate(key)
 	s.mu.Lock()
 	return s.mu.Unlock
 }
@@ -70,9 +70,7 @@ func TableLen(db *DB) int {
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
 		s.mu.Lock()
-		for _, m := range s.m {
-			n += len(m)
-		}
+		n += s.keys
 		s.mu.Unlock()
 	}
 	return n
@@ -161,16 +159,15 @@ func JournalClear() []byte { return []byte{opClear} }
 // would write now, as it is in db's memory (refilled or not); false if
 // there is no such bucket in memory.
 func JournalOf(db *DB, ns Namespace, key string) ([]byte, bool) {
-	s, pg := db.table.locate(key)
+	s, _, h := db.table.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.get(pg, key)
-	if e == nil {
+	r, _, _ := s.lookup(h, key, ns, db.table.specs)
+	if r < 0 {
 		return nil, false
 	}
-	b := e.find(ns)
-	if b == nil {
-		return nil, false
-	}
-	return appendPut(nil, key, b, db.wallOffset()), true
+	var b sub
+	var states [bucket.MaxLimits]bucket.State
+	s.view(r, db.table.specs, &b, &states)
+	return appendPut(nil, key, &b, db.wallOffset()), true
 }

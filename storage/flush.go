@@ -190,7 +190,7 @@ func (db *DB) sweep() {
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
 		s.mu.Lock()
-		s.sweepLocked(db.now())
+		s.sweepLocked(db.now(), db.table.specs)
 		s.mu.Unlock()
 	}
 }
@@ -223,14 +223,14 @@ func (db *DB) checkpointNow(sweep bool) error {
 		s := &db.table.shards[i]
 		s.mu.Lock()
 		if sweep {
-			s.sweepLocked(db.now())
+			s.sweepLocked(db.now(), db.table.specs)
 		}
 		for pg := range pagesPerShard {
 			if s.dirty&(1<<pg) == 0 {
 				continue
 			}
 			off := len(arena)
-			arena = s.appendPage(arena, pg)
+			arena = s.appendPage(arena, pg, db.table.specs)
 			writes = append(writes, pageWrite{id: uint16(i*pagesPerShard + pg), off: off, end: len(arena)})
 		}
 		s.dirty = 0
@@ -297,6 +297,7 @@ func (db *DB) Close() error {
 		w := db.pending
 		db.pending = nil
 		err := db.flush(true, true, true)
+		db.table.free()
 		db.finalized, db.finalErr = true, err
 		db.mu.Unlock()
 		if w != nil {
