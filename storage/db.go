@@ -154,9 +154,9 @@ type DB struct {
 	pageBytes  []int32      // each page's size in the file; guarded by flushMu
 	liveBytes  atomic.Int64 // the sum of pageBytes: the size of the live state on disk
 
-	lastSave  atomic.Int64          // wall Unix ns of the last successful flush
-	health    atomic.Pointer[error] // the last checkpoint's failure; nil when it succeeded
-	logErr    atomic.Pointer[error] // the last write of the log's failure; nil when it succeeded
+	lastSave atomic.Int64          // wall Unix ns of the last successful flush
+	health   atomic.Pointer[error] // the last checkpoint's failure; nil when it succeeded
+	logErr   atomic.Pointer[error] // the last write of the log's failure; nil when it succeeded
 
 	flushMu sync.Mutex  // serializes flushes and override writes, so disk writes stay in order
 	arena   []byte      // the pages of the last flush, reused; guarded by flushMu

@@ -82,7 +82,7 @@ const pageCount = shardCount * pagesPerShard
 type shard struct {
 	mu sync.Mutex // guards everything below
 
-	recs     []record    // the buckets, in recsMem; nrec used
+	recs     []record // the buckets, in recsMem; nrec used
 	recsMem  []byte   // the region of recs
 	nrec     int      // buckets
 	index    []uint64 // key -> first record, in indexMem
