@@ -166,8 +166,7 @@ func JournalOf(db *DB, ns Namespace, key string) ([]byte, bool) {
 	if r < 0 {
 		return nil, false
 	}
-	var b sub
 	var states [bucket.MaxLimits]bucket.State
-	s.view(r, db.table.specs, &b, &states)
+	b := s.view(r, db.table.specs, &states)
 	return appendPut(nil, key, &b, db.wallOffset()), true
 }

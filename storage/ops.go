@@ -25,7 +25,7 @@ func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.
 	var stored [bucket.MaxLimits]bucket.State
 	live := (*sub)(nil)
 	if r >= 0 {
-		s.view(r, db.table.specs, &b, &stored)
+		b = s.view(r, db.table.specs, &stored)
 		if b.liveAt(t) {
 			live = &b // else refilled under its stored limits: full, swept or not
 		}
@@ -48,7 +48,7 @@ func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.
 	}
 	b = sub{ns: ns, limits: limits, states: states}
 	b.touch(t, d.ResetAfter)
-	db.table.put(s, h, key, r, first, slot, &b)
+	db.table.store(s, h, key, r, first, slot, ns, limits, states, b.updated, b.fullAt)
 	s.buf = appendPut(s.buf[:0], key, &b, db.clock.Wall().UnixNano()-t) // the wall offset, from the instant already read
 	seq, err := db.journalLocked(s.buf)
 	s.mu.Unlock()
@@ -89,9 +89,8 @@ func (db *DB) Peek(ns Namespace, key string, limits []bucket.Limit) (bucket.Snap
 	if r < 0 {
 		return bucket.Snapshot{}, false, nil
 	}
-	var b sub
 	var stored [bucket.MaxLimits]bucket.State
-	s.view(r, db.table.specs, &b, &stored)
+	b := s.view(r, db.table.specs, &stored)
 	if !b.liveAt(t) {
 		return bucket.Snapshot{}, false, nil
 	}
@@ -145,7 +144,7 @@ func (db *DB) Set(ns Namespace, key string, limits []bucket.Limit, tokens bucket
 		}
 		b := sub{ns: ns, limits: limits, states: states}
 		b.touch(t, d.ResetAfter)
-		db.table.put(s, h, key, r, first, slot, &b)
+		db.table.store(s, h, key, r, first, slot, ns, limits, states, b.updated, b.fullAt)
 		s.buf = appendPut(s.buf[:0], key, &b, db.clock.Wall().UnixNano()-t) // the wall offset, from the instant already read
 	}
 	seq, err := db.journalLocked(s.buf)

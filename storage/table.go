@@ -224,7 +224,7 @@ func (s *shard) appendPage(b []byte, pg int, sp *specs) []byte {
 		at := len(b)
 		b = append(b, 0, 0, 0, 0, recordVersion)
 		for r := first; r >= 0; r = int(s.recs[r].next) {
-			s.view(r, sp, &bk, &states)
+			bk = s.view(r, sp, &states)
 			b = appendSub(b, &bk, 0)
 		}
 		binary.LittleEndian.PutUint32(b[at:], uint32(len(b)-at-4))

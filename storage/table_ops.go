@@ -10,15 +10,15 @@ import (
 // read into a sub (view) and stored from one (put). Every method needs s.mu
 // held.
 
-// view fills b with record r's bucket; its states go in buf. b.limits is
-// the spec's: it must not be changed, nor kept past the lock.
-func (s *shard) view(r int, sp *specs, b *sub, buf *[bucket.MaxLimits]bucket.State) {
+// view returns record r's bucket; its states go in buf. Its limits are
+// the spec's: they must not be changed, nor kept past the lock.
+func (s *shard) view(r int, sp *specs, buf *[bucket.MaxLimits]bucket.State) sub {
 	x := s.rec(r)
 	p := sp.get(x.spec)
-	b.ns, b.limits, b.updated, b.fullAt = p.ns, p.limits, x.updated, x.fullAt
-	b.states = buf[:len(p.limits)]
+	b := sub{ns: p.ns, limits: p.limits, updated: x.updated, fullAt: x.fullAt, states: buf[:len(p.limits)]}
 	b.states[0] = x.st
 	copy(b.states[1:], s.ext[x.ext:])
+	return b
 }
 
 // lookup returns key's bucket in ns (a record, or -1), the key's first
@@ -35,29 +35,35 @@ func (s *shard) lookup(h uint64, key string, ns Namespace, sp *specs) (r, first,
 // first and slot what lookup returned. It marks the key's page changed.
 // b.limits is copied, if kept at all.
 func (t *table) put(s *shard, h uint64, key string, r, first, slot int, b *sub) {
+	t.store(s, h, key, r, first, slot, b.ns, b.limits, b.states, b.updated, b.fullAt)
+}
+
+// store is put with the bucket's fields apart, so that the states, which
+// a take keeps on its stack, do not escape.
+func (t *table) store(s *shard, h uint64, key string, r, first, slot int, ns Namespace, limits []bucket.Limit, states []bucket.State, updated, fullAt int64) {
 	sp := t.specs
 	if r < 0 {
 		var id uint32
-		id, s.kb = sp.intern(b.ns, b.limits, s.kb)
-		r = s.newRec(h, key, first, slot, id, len(b.limits))
-	} else if p := sp.get(s.recs[r].spec); p.ns != b.ns || !slices.Equal(p.limits, b.limits) {
+		id, s.kb = sp.intern(ns, limits, s.kb)
+		r = s.newRec(h, key, first, slot, id, len(limits))
+	} else if p := sp.get(s.recs[r].spec); p.ns != ns || !slices.Equal(p.limits, limits) {
 		var id uint32
-		id, s.kb = sp.intern(b.ns, b.limits, s.kb)
+		id, s.kb = sp.intern(ns, limits, s.kb)
 		x := s.rec(r)
 		if n := len(p.limits); n > 1 {
 			s.freeExt(x.ext, n-1)
 		}
 		old := x.spec
 		x.spec, x.ext = id, 0
-		if n := len(b.limits); n > 1 {
+		if n := len(limits); n > 1 {
 			x.ext = s.allocExt(n - 1)
 		}
 		sp.release(old)
 	}
 	x := s.rec(r)
-	x.st = b.states[0]
-	copy(s.ext[x.ext:x.ext+uint32(len(b.states)-1)], b.states[1:])
-	x.updated, x.fullAt = b.updated, b.fullAt
+	x.st = states[0]
+	copy(s.ext[x.ext:x.ext+uint32(len(states)-1)], states[1:])
+	x.updated, x.fullAt = updated, fullAt
 	s.markLocked(pageOf(h))
 }
 

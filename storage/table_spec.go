@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -84,7 +85,8 @@ func (t *specs) intern(ns Namespace, limits []bucket.Limit, scratch []byte) (uin
 		}
 	}
 	sp := t.get(id)
-	sp.ns, sp.limits, sp.key, sp.dead = ns, slices.Clone(limits), string(scratch), false
+	sp.ns = Namespace{Kind: ns.Kind, Name: strings.Clone(ns.Name)} // the caller's may be a request's memory
+	sp.limits, sp.key, sp.dead = slices.Clone(limits), string(scratch), false
 	sp.refs.Store(1)
 	t.ids[sp.key] = id
 	return id, scratch
