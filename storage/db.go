@@ -74,6 +74,8 @@ type Options struct {
 	// MaxLogBytes caps the write-ahead log: a checkpoint is due when the
 	// log outgrows the live state or this cap; 0 means 256 MiB.
 	MaxLogBytes int64
+
+	logFile func(path string) (wal.File, error) // see DB.logFile; set by tests
 }
 
 // defaultMaxLogBytes is the cap of the log when Options.MaxLogBytes is 0.
@@ -149,6 +151,7 @@ type DB struct {
 	closed      atomic.Bool
 
 	wal        *wal.Log
+	logFile    func(path string) (wal.File, error) // how the log opens its files; nil: the OS's. Tests make them fail
 	walDir     string
 	checkpoint uint64       // the log's first seq the pages do not hold, as loaded; guarded by flushMu after Open
 	pageBytes  []int32      // each page's size in the file; guarded by flushMu
@@ -217,6 +220,7 @@ func Open(path string, opts Options) (*DB, error) {
 		maxLog:      opts.MaxLogBytes,
 		maxPerShard: (max(opts.MaxKeys, 0) + shardCount - 1) / shardCount,
 		walDir:      path + ".wal",
+		logFile:     opts.logFile,
 		kick:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
@@ -264,7 +268,7 @@ func (db *DB) openLog() error {
 	if err := os.MkdirAll(db.walDir, 0o700); err != nil {
 		return fmt.Errorf("storage: write-ahead log: %w", err)
 	}
-	l, err := wal.Open(db.walDir, wal.Options{NextSeq: next, Logger: db.log})
+	l, err := wal.Open(db.walDir, wal.Options{NextSeq: next, Logger: db.log, OpenFile: db.logFile})
 	if err != nil {
 		return fmt.Errorf("storage: open %s: %w", db.walDir, err)
 	}

@@ -8,6 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/storage/wal"
 )
 
 // Disk is what a flush writes through (db.disk), for tests to wrap.
@@ -169,4 +170,11 @@ func JournalOf(db *DB, ns Namespace, key string) ([]byte, bool) {
 	var states [bucket.MaxLimits]bucket.State
 	b := s.view(r, db.table.specs, &states)
 	return appendPut(nil, key, &b, db.wallOffset()), true
+}
+
+// WithLogFiles returns opts with which the write-ahead log opens its
+// segment files through open, so that a test can make writes or syncs fail.
+func WithLogFiles(opts Options, open func(path string) (wal.File, error)) Options {
+	opts.logFile = open
+	return opts
 }
