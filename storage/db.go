@@ -153,9 +153,13 @@ type DB struct {
 	wal        *wal.Log
 	logFile    func(path string) (wal.File, error) // how the log opens its files; nil: the OS's. Tests make them fail
 	walDir     string
-	checkpoint uint64       // the log's first seq the pages do not hold, as loaded; guarded by flushMu after Open
-	pageBytes  []int32      // each page's size in the file; guarded by flushMu
-	liveBytes  atomic.Int64 // the sum of pageBytes: the size of the live state on disk
+	checkpoint uint64  // the log's first seq the pages do not hold, as loaded; guarded by flushMu after Open
+	pageBytes  []int32 // each page's size in the file; guarded by flushMu
+	// pagesOffset is the offset to wall time of the instants in the
+	// file's pages, as loaded or last written; guarded by flushMu.
+	pagesOffset int64
+	batchBytes  int          // about the most bytes of pages per checkpoint transaction (checkpointBatch; tests lower it)
+	liveBytes   atomic.Int64 // the sum of pageBytes: the size of the live state on disk
 
 	lastSave atomic.Int64          // wall Unix ns of the last successful flush
 	health   atomic.Pointer[error] // the last checkpoint's failure; nil when it succeeded
@@ -221,6 +225,7 @@ func Open(path string, opts Options) (*DB, error) {
 		maxPerShard: (max(opts.MaxKeys, 0) + shardCount - 1) / shardCount,
 		walDir:      path + ".wal",
 		logFile:     opts.logFile,
+		batchBytes:  checkpointBatch,
 		kick:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
@@ -444,6 +449,7 @@ func (db *DB) load() error {
 	if err != nil {
 		return fmt.Errorf("storage: load: %w", err)
 	}
+	db.pagesOffset = shift
 	if shift != 0 {
 		for i := range db.table.shards {
 			db.table.shards[i].dirty = 1<<pagesPerShard - 1

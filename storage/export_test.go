@@ -178,3 +178,11 @@ func WithLogFiles(opts Options, open func(path string) (wal.File, error)) Option
 	opts.logFile = open
 	return opts
 }
+
+// SetCheckpointBatch makes db's checkpoints write about n bytes of pages
+// per transaction.
+func SetCheckpointBatch(db *DB, n int) {
+	db.flushMu.Lock()
+	defer db.flushMu.Unlock()
+	db.batchBytes = n
+}
