@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -193,6 +194,7 @@ func (db *DB) sweep() {
 		s.mu.Lock()
 		s.sweepLocked(db.now(), db.table.specs)
 		s.mu.Unlock()
+		runtime.Gosched() // on one core, let waiting takes run between shards
 	}
 }
 
@@ -252,6 +254,7 @@ func (db *DB) checkpointNow(sweep bool) error {
 		}
 		s.dirty = 0
 		s.mu.Unlock()
+		runtime.Gosched() // on one core, let waiting takes run between shards
 		last := i == shardCount-1
 		if !last && len(arena) < limit {
 			continue
