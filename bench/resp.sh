@@ -10,7 +10,7 @@ pipe=${2:-16}
 keys=${3:-1000000}
 n=${4:-2000000}
 build
-port=16390
+port=${PORT:-16390}
 results=$BENCH_OUT/resp.tsv
 : >"$results"
 bench() { # bench NAME ARGS...: redis-benchmark's requests per second

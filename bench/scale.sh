@@ -6,8 +6,8 @@
 source "$(dirname "$0")/lib.sh"
 sync=${1:-interval}
 build
-port=16391
-http=18391
+port=${PORT:-16391}
+http=${HTTP_PORT:-18391}
 data=$(mktemp -d)
 trap 'stop bucketd KILL 2>/dev/null; rm -rf "$data"' EXIT
 args=(--http-addr "127.0.0.1:$http" --resp-addr "127.0.0.1:$port" --data "$data/b.db" --sync "$sync")

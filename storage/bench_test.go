@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 
@@ -124,4 +125,32 @@ func BenchmarkFlush(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchKeys), "ns/key")
 		})
 	}
+}
+
+// BenchmarkTake1M takes one token per op from random keys of a store of
+// a million buckets, on one goroutine; it reports the Go heap per bucket
+// after a collection (the table itself is outside the heap).
+func BenchmarkTake1M(b *testing.B) {
+	const n = 1_000_000
+	db := mustOpen(b, storage.Options{}) // the log written every second, as bucketd does
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = "k:" + itoa(i)
+		if _, err := db.Take(cell, keys[i], fast, tok, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	heap := float64(ms.HeapAlloc) / n
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := db.Take(cell, keys[rng.IntN(n)], fast, tok, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(heap, "heap-B/bucket")
 }

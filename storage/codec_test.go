@@ -275,9 +275,9 @@ func TestPageRoundTrip(t *testing.T) {
 	for name, e := range codecEntries() {
 		e.key = name
 		keys[name] = e
-		s.m[3][name] = e
+		putEntry(tb, s, 3, e)
 	}
-	page := s.appendPage([]byte("prefix"), 3)
+	page := s.appendPage([]byte("prefix"), 3, tb.specs)
 	require.True(t, bytes.HasPrefix(page, []byte("prefix")), "appendPage appends")
 	page = page[len("prefix"):]
 	got := map[string][]byte{}
@@ -289,7 +289,7 @@ func TestPageRoundTrip(t *testing.T) {
 	for k, e := range keys {
 		assert.Equal(t, encode(nil, e), got[k], k)
 	}
-	assert.Empty(t, s.appendPage(nil, 4), "an empty page")
+	assert.Empty(t, s.appendPage(nil, 4, tb.specs), "an empty page")
 
 	// A page cut anywhere but between two entries is refused.
 	n := 0

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +74,8 @@ type Options struct {
 	// MaxLogBytes caps the write-ahead log: a checkpoint is due when the
 	// log outgrows the live state or this cap; 0 means 256 MiB.
 	MaxLogBytes int64
+
+	logFile func(path string) (wal.File, error) // see DB.logFile; set by tests
 }
 
 // defaultMaxLogBytes is the cap of the log when Options.MaxLogBytes is 0.
@@ -151,16 +152,19 @@ type DB struct {
 	stats       counters // for Stats
 
 	wal        *wal.Log
+	logFile    func(path string) (wal.File, error) // how the log opens its files; nil: the OS's. Tests make them fail
 	walDir     string
-	checkpoint uint64       // the log's first seq the pages do not hold, as loaded; guarded by flushMu after Open
-	pageBytes  []int32      // each page's size in the file; guarded by flushMu
-	liveBytes  atomic.Int64 // the sum of pageBytes: the size of the live state on disk
+	checkpoint uint64  // the log's first seq the pages do not hold, as loaded; guarded by flushMu after Open
+	pageBytes  []int32 // each page's size in the file; guarded by flushMu
+	// pagesOffset is the offset to wall time of the instants in the
+	// file's pages, as loaded or last written; guarded by flushMu.
+	pagesOffset int64
+	batchBytes  int          // about the most bytes of pages per checkpoint transaction (checkpointBatch; tests lower it)
+	liveBytes   atomic.Int64 // the sum of pageBytes: the size of the live state on disk
 
-	interned  sync.Map // bucket.Limit -> []bucket.Limit of it; see limits
-	internedN atomic.Int64
-	lastSave  atomic.Int64          // wall Unix ns of the last successful flush
-	health    atomic.Pointer[error] // the last checkpoint's failure; nil when it succeeded
-	logErr    atomic.Pointer[error] // the last write of the log's failure; nil when it succeeded
+	lastSave atomic.Int64          // wall Unix ns of the last successful flush
+	health   atomic.Pointer[error] // the last checkpoint's failure; nil when it succeeded
+	logErr   atomic.Pointer[error] // the last write of the log's failure; nil when it succeeded
 
 	flushMu sync.Mutex  // serializes flushes and override writes, so disk writes stay in order
 	arena   []byte      // the pages of the last flush, reused; guarded by flushMu
@@ -221,6 +225,8 @@ func Open(path string, opts Options) (*DB, error) {
 		maxLog:      opts.MaxLogBytes,
 		maxPerShard: (max(opts.MaxKeys, 0) + shardCount - 1) / shardCount,
 		walDir:      path + ".wal",
+		logFile:     opts.logFile,
+		batchBytes:  checkpointBatch,
 		kick:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
@@ -268,7 +274,7 @@ func (db *DB) openLog() error {
 	if err := os.MkdirAll(db.walDir, 0o700); err != nil {
 		return fmt.Errorf("storage: write-ahead log: %w", err)
 	}
-	l, err := wal.Open(db.walDir, wal.Options{NextSeq: next, Logger: db.log})
+	l, err := wal.Open(db.walDir, wal.Options{NextSeq: next, Logger: db.log, OpenFile: db.logFile})
 	if err != nil {
 		return fmt.Errorf("storage: open %s: %w", db.walDir, err)
 	}
@@ -421,28 +427,17 @@ func (db *DB) load() error {
 					return nil
 				}
 				e.key = string(k)
-				s, pg := db.table.locate(e.key)
-				for _, b := range slices.Clone(e.subs) {
+				s, _, h := db.table.locate(e.key)
+				kept := false
+				for _, b := range e.subs {
 					b.shift(shift)
-					b.limits = db.limits(b.limits)
-					if d := b.untilFull(time.Unix(0, now)); d == 0 {
-						e.remove(b.ns)
-						s.markLocked(pg)
-					} else {
-						b.fullAt = now + int64(d)
-						if b.fullAt < now { // saturate, as touch does
-							b.fullAt = 1<<63 - 1
-						}
-					}
+					kept = db.restore(s, h, e.key, b, now) || kept
 				}
-				if len(e.subs) == 0 {
+				if !kept {
 					refilled++
-					return nil
-				}
-				if s.m[pg][e.key] == nil {
+				} else {
 					loaded++
 				}
-				s.m[pg][e.key] = e
 				return nil
 			})
 			if err != nil {
@@ -455,6 +450,7 @@ func (db *DB) load() error {
 	if err != nil {
 		return fmt.Errorf("storage: load: %w", err)
 	}
+	db.pagesOffset = shift
 	if shift != 0 {
 		for i := range db.table.shards {
 			db.table.shards[i].dirty = 1<<pagesPerShard - 1

@@ -8,10 +8,10 @@ const ShardCount = shardCount
 // KeysInOneShard returns n keys that hash to one shard of db.
 func KeysInOneShard(db *DB, n int) []string {
 	var keys []string
-	want, _ := db.table.locate("anchor")
+	want, _, _ := db.table.locate("anchor")
 	for i := 0; len(keys) < n; i++ {
 		k := fmt.Sprintf("k%d", i)
-		if s, _ := db.table.locate(k); s == want {
+		if s, _, _ := db.table.locate(k); s == want {
 			keys = append(keys, k)
 		}
 	}

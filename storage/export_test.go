@@ -8,6 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/storage/wal"
 )
 
 // Disk is what a flush writes through (db.disk), for tests to wrap.
@@ -47,7 +48,7 @@ func PageKey(id uint16) []byte { return pageKey(id) }
 
 // PageOf returns the id of the page that holds key in db's file.
 func PageOf(db *DB, key string) uint16 {
-	s, pg := db.table.locate(key)
+	s, pg, _ := db.table.locate(key)
 	for i := range db.table.shards {
 		if &db.table.shards[i] == s {
 			return uint16(i*pagesPerShard + pg)
@@ -59,7 +60,7 @@ func PageOf(db *DB, key string) uint16 {
 // LockShard holds the lock of key's shard until the returned function is
 // called.
 func LockShard(db *DB, key string) (unlock func()) {
-	s, _ := db.table.locate(key)
+	s, _, _ := db.table.locate(key)
 	s.mu.Lock()
 	return s.mu.Unlock
 }
@@ -70,9 +71,7 @@ func TableLen(db *DB) int {
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
 		s.mu.Lock()
-		for _, m := range s.m {
-			n += len(m)
-		}
+		n += s.keys
 		s.mu.Unlock()
 	}
 	return n
@@ -161,16 +160,29 @@ func JournalClear() []byte { return []byte{opClear} }
 // would write now, as it is in db's memory (refilled or not); false if
 // there is no such bucket in memory.
 func JournalOf(db *DB, ns Namespace, key string) ([]byte, bool) {
-	s, pg := db.table.locate(key)
+	s, _, h := db.table.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.get(pg, key)
-	if e == nil {
+	r, _, _ := s.lookup(h, key, ns, db.table.specs)
+	if r < 0 {
 		return nil, false
 	}
-	b := e.find(ns)
-	if b == nil {
-		return nil, false
-	}
-	return appendPut(nil, key, b, db.wallOffset()), true
+	var states [bucket.MaxLimits]bucket.State
+	b := s.view(r, db.table.specs, &states)
+	return appendPut(nil, key, &b, db.wallOffset()), true
+}
+
+// WithLogFiles returns opts with which the write-ahead log opens its
+// segment files through open, so that a test can make writes or syncs fail.
+func WithLogFiles(opts Options, open func(path string) (wal.File, error)) Options {
+	opts.logFile = open
+	return opts
+}
+
+// SetCheckpointBatch makes db's checkpoints write about n bytes of pages
+// per transaction.
+func SetCheckpointBatch(db *DB, n int) {
+	db.flushMu.Lock()
+	defer db.flushMu.Unlock()
+	db.batchBytes = n
 }

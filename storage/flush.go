@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
+	"runtime"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -190,20 +192,32 @@ func (db *DB) sweep() {
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
 		s.mu.Lock()
-		s.sweepLocked(db.now())
+		s.sweepLocked(db.now(), db.table.specs)
 		s.mu.Unlock()
+		runtime.Gosched() // on one core, let waiting takes run between shards
 	}
 }
 
-// checkpointNow writes every changed page into bbolt in one transaction,
-// with the timeline's offset to wall time and the log's first sequence
-// number that the pages do not hold, then deletes the log's segments that
-// the pages hold. The log is rotated first, so every record before the
-// new segment is a change the pages then hold (a change made later may be
-// in both: replaying it changes nothing). Shard locks are held only while
-// pages are copied out, never during the write. On failure the pages stay
+// checkpointNow writes every changed page into bbolt, with the timeline's
+// offset to wall time and the log's first sequence number that the pages
+// do not hold, then deletes the log's segments that the pages hold. The
+// log is rotated first, so every record before the new segment is a change
+// the pages then hold (a change made later may be in both: replaying it
+// changes nothing). Shard locks are held only while a shard's pages are
+// copied out, never during a write. On failure the pages not written stay
 // dirty and the log keeps every segment, to be written by the next
 // checkpoint, and Health reports the failure until one succeeds.
+//
+// The pages go in transactions of about checkpointBatch bytes, the
+// sequence number in the last, so that a checkpoint of millions of buckets
+// neither holds them all in memory at once nor stalls takes for one long
+// commit; a small one is one transaction. A crash between two leaves some
+// pages newer than the sequence number says: the log from that number,
+// which is all kept until the last transaction commits, replays every
+// change since onto them, and a record holds a bucket's whole state, so
+// the result is the same. Pages of two timelines must not mix, though:
+// when the offset to wall time has moved since the pages were written (a
+// restart, a step of the wall clock), every page goes in one transaction.
 func (db *DB) checkpointNow(sweep bool) (err error) {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
@@ -214,10 +228,15 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 	if err != nil {
 		return err
 	}
+	off := db.wallOffset()
+	limit := db.batchBytes
+	if d := off - db.pagesOffset; d > maxOffsetDrift || d < -maxOffsetDrift {
+		limit = math.MaxInt
+	}
 	writes := db.writes[:0]
 	arena := db.arena[:0]
 	defer func() { // keep the buffers for the next checkpoint, unless one was huge
-		if cap(arena) <= 4<<20 {
+		if cap(arena) <= 2*checkpointBatch {
 			db.arena, db.writes = arena[:0], writes[:0]
 		}
 	}()
@@ -225,29 +244,66 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 		s := &db.table.shards[i]
 		s.mu.Lock()
 		if sweep {
-			s.sweepLocked(db.now())
+			s.sweepLocked(db.now(), db.table.specs)
 		}
 		for pg := range pagesPerShard {
 			if s.dirty&(1<<pg) == 0 {
 				continue
 			}
-			off := len(arena)
-			arena = s.appendPage(arena, pg)
-			writes = append(writes, pageWrite{id: uint16(i*pagesPerShard + pg), off: off, end: len(arena)})
+			start := len(arena)
+			arena = s.appendPage(arena, pg, db.table.specs)
+			writes = append(writes, pageWrite{id: uint16(i*pagesPerShard + pg), off: start, end: len(arena)})
 		}
 		s.dirty = 0
 		s.mu.Unlock()
+		runtime.Gosched() // on one core, let waiting takes run between shards
+		last := i == shardCount-1
+		if !last && len(arena) < limit {
+			continue
+		}
+		if err := db.writePages(writes, arena, off, next, last); err != nil {
+			err = fmt.Errorf("storage: checkpoint: %w", err)
+			db.health.Store(&err)
+			return err
+		}
+		db.pagesOffset = off
+		written += len(arena)
+		writes, arena = writes[:0], arena[:0]
 	}
-	off := db.wallOffset()
+	db.checkpoint = next
+	db.health.Store(nil)
+	if err := db.wal.RemoveBefore(next); err != nil {
+		db.log.Warn("storage: could not remove the log segments a checkpoint holds; they are kept", "err", err)
+	}
+	return nil
+}
+
+// checkpointBatch is about the most bytes of pages a checkpoint writes in
+// one transaction.
+const checkpointBatch = 4 << 20
+
+// maxOffsetDrift is how far the offset from the timeline to wall time may
+// move between checkpoints that write their pages in several transactions:
+// a crash between two may leave pages of the older offset read with the
+// newer one, off by this much at most.
+const maxOffsetDrift = int64(time.Millisecond)
+
+// writePages writes the pages of writes (their bytes in arena) in one
+// transaction, with the wall offset off; with last, also the log's first
+// sequence number next that the pages do not hold. On failure it marks the
+// pages dirty again. flushMu must be held.
+func (db *DB) writePages(writes []pageWrite, arena []byte, off int64, next uint64, last bool) error {
 	offset := binary.LittleEndian.AppendUint64(nil, uint64(off))
 	seq := binary.LittleEndian.AppendUint64(nil, next)
-	err = db.disk.Update(func(tx *bolt.Tx) error {
+	err := db.disk.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(metaName)
 		if err := meta.Put(clockKey, offset); err != nil {
 			return err
 		}
-		if err := meta.Put(checkpointKey, seq); err != nil {
-			return err
+		if last {
+			if err := meta.Put(checkpointKey, seq); err != nil {
+				return err
+			}
 		}
 		b := tx.Bucket(pagesName)
 		for _, w := range writes {
@@ -270,20 +326,12 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 			s.markLocked(int(w.id) % pagesPerShard)
 			s.mu.Unlock()
 		}
-		err = fmt.Errorf("storage: checkpoint: %w", err)
-		db.health.Store(&err)
 		return err
 	}
 	for _, w := range writes {
 		n := int32(w.end - w.off)
 		db.liveBytes.Add(int64(n - db.pageBytes[w.id]))
 		db.pageBytes[w.id] = n
-	}
-	db.checkpoint = next
-	db.health.Store(nil)
-	written = len(arena)
-	if err := db.wal.RemoveBefore(next); err != nil {
-		db.log.Warn("storage: could not remove the log segments a checkpoint holds; they are kept", "err", err)
 	}
 	return nil
 }
@@ -300,6 +348,7 @@ func (db *DB) Close() error {
 		w := db.pending
 		db.pending = nil
 		err := db.flush(true, true, true)
+		db.table.free()
 		db.finalized, db.finalErr = true, err
 		db.mu.Unlock()
 		if w != nil {

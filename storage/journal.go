@@ -70,8 +70,7 @@ func (db *DB) replayRecord(p []byte) error {
 	if r.err != nil {
 		return r.err
 	}
-	s, pg := db.table.locate(key)
-	e := s.get(pg, key)
+	s, _, h := db.table.locate(key)
 	switch op {
 	case opPut:
 		tmp := newEntry(key)
@@ -83,28 +82,7 @@ func (db *DB) replayRecord(p []byte) error {
 		}
 		b := tmp.subs[0]
 		b.shift(shift)
-		var old *sub
-		if e != nil {
-			old = e.find(b.ns)
-		}
-		now := db.now()
-		d := b.untilFull(time.Unix(0, now))
-		if d == 0 { // refilled since: no bucket
-			if e != nil && e.remove(b.ns) {
-				if len(e.subs) == 0 {
-					delete(s.m[pg], key)
-				}
-				s.markLocked(pg)
-			}
-			return nil
-		}
-		db.putLocked(s, pg, e, old, b.ns, key, db.limits(b.limits), b.states, b.updated, 0)
-		e = s.get(pg, key)
-		nb := e.find(b.ns)
-		nb.fullAt = now + int64(d)
-		if nb.fullAt < now {
-			nb.fullAt = 1<<63 - 1
-		}
+		db.restore(s, h, key, b, db.now())
 		return nil
 	case opDelete:
 		ns := r.namespace()
@@ -114,20 +92,15 @@ func (db *DB) replayRecord(p []byte) error {
 		if r.err != nil {
 			return r.err
 		}
-		if e != nil && e.remove(ns) {
-			if len(e.subs) == 0 {
-				delete(s.m[pg], key)
-			}
-			s.markLocked(pg)
-		}
+		first, _ := s.find(h, key)
+		s.removeNS(first, ns, db.table.specs)
 		return nil
 	case opDeleteKey:
 		if len(r.b) != 0 {
 			return fmt.Errorf("%w: %d bytes after a delete", errCorrupt, len(r.b))
 		}
-		if e != nil {
-			delete(s.m[pg], key)
-			s.markLocked(pg)
+		if first, _ := s.find(h, key); first >= 0 {
+			s.removeKey(first, db.table.specs)
 		}
 		return nil
 	}
@@ -140,18 +113,41 @@ func (t *table) clear() {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		s.clearLocked()
+		s.clearLocked(t.specs)
 		s.mu.Unlock()
 	}
 }
 
-// clearLocked empties s and marks every page of it changed. s.mu must be
-// held.
-func (s *shard) clearLocked() {
-	for _, m := range s.m {
-		clear(m)
+// free gives back the memory of every shard, one at a time under its
+// lock, leaving the table empty.
+func (t *table) free() {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		s.freeLocked(t.specs)
+		s.mu.Unlock()
 	}
-	s.dirty = 1<<pagesPerShard - 1
+}
+
+// restore stores b, read from the file or the log with its instants moved
+// onto the timeline, as key's bucket in b.ns, refilled to now; a bucket
+// that has refilled since is dropped instead (and its page marked, so that
+// the file drops it too). It reports whether b was kept. The caller holds
+// s.mu, or runs alone (Open).
+func (db *DB) restore(s *shard, h uint64, key string, b *sub, now int64) bool {
+	r, first, slot := s.lookup(h, key, b.ns, db.table.specs)
+	d := b.untilFull(time.Unix(0, now))
+	if d == 0 { // refilled since: no bucket
+		s.removeNS(first, b.ns, db.table.specs)
+		s.markLocked(pageOf(h))
+		return false
+	}
+	b.fullAt = now + int64(d)
+	if b.fullAt < now { // saturate, as touch does
+		b.fullAt = 1<<63 - 1
+	}
+	db.table.put(s, h, key, r, first, slot, b)
+	return true
 }
 
 // appendStr appends a uvarint length and s.

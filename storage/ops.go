@@ -3,6 +3,7 @@ package storage
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,19 +15,20 @@ var _ Store = (*DB)(nil)
 
 // Take implements Store. key must be 1 to 32768 bytes (bbolt's limit).
 func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {
-	s, pg, t, err := db.lockKey(ns, key, limits, each)
+	s, h, t, err := db.lockKey(ns, key, limits, each)
 	if err != nil {
 		return bucket.Decision{}, err
 	}
 	now := time.Unix(0, t)
-	e := s.get(pg, key)
-	var b *sub
-	if e != nil {
-		b = e.find(ns)
-	}
-	live := b
-	if b != nil && !b.liveAt(t) {
-		live = nil // refilled under its stored limits: full, swept or not
+	r, first, slot := s.lookup(h, key, ns, db.table.specs)
+	var b sub
+	var stored [bucket.MaxLimits]bucket.State
+	live := (*sub)(nil)
+	if r >= 0 {
+		b = s.view(r, db.table.specs, &stored)
+		if b.liveAt(t) {
+			live = &b // else refilled under its stored limits: full, swept or not
+		}
 	}
 	var buf [bucket.MaxLimits]bucket.State
 	states := buf[:len(limits)]
@@ -36,53 +38,38 @@ func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.
 		s.mu.Unlock()
 		return d, nil // nothing changed
 	}
-	if e == nil {
-		if err := db.makeRoomLocked(s); err != nil {
+	if first < 0 {
+		if evicted, err := db.makeRoomLocked(s); err != nil {
 			s.mu.Unlock()
 			return d, db.durable(0, err)
+		} else if evicted {
+			_, slot = s.find(h, key) // the index changed
 		}
 		db.stats.created.Add(1)
 	}
-	nb := db.putLocked(s, pg, e, b, ns, key, limits, states, t, d.ResetAfter)
-	s.buf = appendPut(s.buf[:0], key, nb, db.clock.Wall().UnixNano()-t) // the wall offset, from the instant already read
+	b = sub{ns: ns, limits: limits, states: states}
+	b.touch(t, d.ResetAfter)
+	db.table.store(s, h, key, r, first, slot, ns, limits, states, b.updated, b.fullAt)
+	s.buf = appendPut(s.buf[:0], key, &b, db.clock.Wall().UnixNano()-t) // the wall offset, from the instant already read
 	seq, err := db.journalLocked(s.buf)
 	s.mu.Unlock()
 	return d, db.durable(seq, err)
 }
 
-// putLocked stores states under limits as (ns, key)'s bucket, changed at the
-// instant t and full untilFull later; e and b are the key's entry and the
-// bucket, when they exist. s.mu must be held.
-func (db *DB) putLocked(s *shard, pg int, e *entry, b *sub, ns Namespace, key string, limits []bucket.Limit, states []bucket.State, t int64, untilFull time.Duration) *sub {
-	if e == nil {
-		e = newOwnedEntry(key) // key may point into a request buffer
-		s.m[pg][e.key] = e
-	}
-	if b == nil {
-		b = e.add(ns, db.limits(limits))
-	} else if !slices.Equal(b.limits, limits) {
-		b.setLimits(db.limits(limits))
-	}
-	copy(b.states, states)
-	b.touch(t, untilFull)
-	s.markLocked(pg)
-	return b
-}
-
 // lockKey checks the arguments of a change of (ns, key), locks key's shard
-// and returns it, the key's page and the instant now. On an error nothing
+// and returns it, the key's hash and the instant now. On an error nothing
 // is locked.
-func (db *DB) lockKey(ns Namespace, key string, limits []bucket.Limit, each []bucket.Decision) (*shard, int, int64, error) {
+func (db *DB) lockKey(ns Namespace, key string, limits []bucket.Limit, each []bucket.Decision) (*shard, uint64, int64, error) {
 	if err := checkArgs(ns, key, limits, each); err != nil {
 		return nil, 0, 0, err
 	}
-	s, pg := db.table.locate(key)
+	s, _, h := db.table.locate(key)
 	s.mu.Lock()
 	if db.closed.Load() {
 		s.mu.Unlock()
 		return nil, 0, 0, bucket.ErrClosed
 	}
-	return s, pg, db.now(), nil
+	return s, h, db.now(), nil
 }
 
 // Peek implements Store.
@@ -92,19 +79,20 @@ func (db *DB) Peek(ns Namespace, key string, limits []bucket.Limit) (bucket.Snap
 			return bucket.Snapshot{}, false, err
 		}
 	}
-	s, pg := db.table.locate(key)
+	s, _, h := db.table.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if db.closed.Load() {
 		return bucket.Snapshot{}, false, bucket.ErrClosed
 	}
 	t := db.now()
-	e := s.get(pg, key)
-	if e == nil {
+	r, _, _ := s.lookup(h, key, ns, db.table.specs)
+	if r < 0 {
 		return bucket.Snapshot{}, false, nil
 	}
-	b := e.find(ns)
-	if b == nil || !b.liveAt(t) {
+	var stored [bucket.MaxLimits]bucket.State
+	b := s.view(r, db.table.specs, &stored)
+	if !b.liveAt(t) {
 		return bucket.Snapshot{}, false, nil
 	}
 	if limits == nil {
@@ -113,7 +101,7 @@ func (db *DB) Peek(ns Namespace, key string, limits []bucket.Limit) (bucket.Snap
 	now := time.Unix(0, t)
 	var buf [bucket.MaxLimits]bucket.State
 	states := buf[:len(limits)]
-	fitStates(states, b, ns, limits, now)
+	fitStates(states, &b, ns, limits, now)
 	snap := bucket.Snapshot{
 		Policy:    bucket.Policy{Limits: slices.Clone(limits)},
 		UpdatedAt: db.wallAt(b.updated),
@@ -130,7 +118,7 @@ func (db *DB) Peek(ns Namespace, key string, limits []bucket.Limit) (bucket.Snap
 
 // Set implements Store.
 func (db *DB) Set(ns Namespace, key string, limits []bucket.Limit, tokens bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {
-	s, pg, t, err := db.lockKey(ns, key, limits, each)
+	s, h, t, err := db.lockKey(ns, key, limits, each)
 	if err != nil {
 		return bucket.Decision{}, err
 	}
@@ -141,28 +129,25 @@ func (db *DB) Set(ns Namespace, key string, limits []bucket.Limit, tokens bucket
 		states[i] = bucket.Set(l, now, tokens)
 	}
 	d := apply(states, limits, now, 0, each)
-	e := s.get(pg, key)
+	r, first, slot := s.lookup(h, key, ns, db.table.specs)
 	switch {
 	case d.ResetAfter == 0: // full: no bucket
-		if e != nil && e.remove(ns) {
-			if len(e.subs) == 0 {
-				delete(s.m[pg], key)
-			}
-			s.markLocked(pg)
-		}
+		s.removeNS(first, ns, db.table.specs)
 		s.buf = appendDelete(s.buf[:0], key, ns)
 	default:
-		var b *sub
-		if e != nil {
-			b = e.find(ns)
-		} else if err := db.makeRoomLocked(s); err != nil {
-			s.mu.Unlock()
-			return d, db.durable(0, err)
-		} else {
+		if first < 0 {
+			if evicted, err := db.makeRoomLocked(s); err != nil {
+				s.mu.Unlock()
+				return d, db.durable(0, err)
+			} else if evicted {
+				_, slot = s.find(h, key)
+			}
 			db.stats.created.Add(1)
 		}
-		nb := db.putLocked(s, pg, e, b, ns, key, limits, states, t, d.ResetAfter)
-		s.buf = appendPut(s.buf[:0], key, nb, db.clock.Wall().UnixNano()-t) // the wall offset, from the instant already read
+		b := sub{ns: ns, limits: limits, states: states}
+		b.touch(t, d.ResetAfter)
+		db.table.store(s, h, key, r, first, slot, ns, limits, states, b.updated, b.fullAt)
+		s.buf = appendPut(s.buf[:0], key, &b, db.clock.Wall().UnixNano()-t) // the wall offset, from the instant already read
 	}
 	seq, err := db.journalLocked(s.buf)
 	s.mu.Unlock()
@@ -176,31 +161,30 @@ func (db *DB) Reset(ns Namespace, key string) (bool, error) {
 			return false, err
 		}
 	}
-	s, pg := db.table.locate(key)
+	s, _, h := db.table.locate(key)
 	s.mu.Lock()
 	if db.closed.Load() {
 		s.mu.Unlock()
 		return false, bucket.ErrClosed
 	}
 	t := db.now()
+	sp := db.table.specs
 	existed, changed := false, false
-	if e := s.get(pg, key); e != nil {
-		for _, b := range slices.Clone(e.subs) {
-			if ns == AllNamespaces || b.ns == ns {
-				existed = existed || b.liveAt(t)
-				e.remove(b.ns)
-				changed = true
-			}
-		}
-		if len(e.subs) == 0 {
-			delete(s.m[pg], key)
+	if first, _ := s.find(h, key); first >= 0 {
+		if ns == AllNamespaces {
+			existed = s.liveKey(first, t)
+			s.removeKey(first, sp)
+			changed = true
+		} else if r := s.inChain(first, ns, sp); r >= 0 {
+			existed = t < s.recs[r].fullAt
+			s.removeNS(first, ns, sp)
+			changed = true
 		}
 	}
 	if !changed {
 		s.mu.Unlock()
 		return false, nil
 	}
-	s.markLocked(pg)
 	if !existed {
 		// Only full buckets went, which every read and every replay
 		// already takes as absent: nothing to write.
@@ -219,7 +203,7 @@ func (db *DB) Reset(ns Namespace, key string) (bool, error) {
 
 // Namespaces implements Store.
 func (db *DB) Namespaces(key string) ([]Namespace, error) {
-	s, pg := db.table.locate(key)
+	s, _, h := db.table.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if db.closed.Load() {
@@ -227,11 +211,10 @@ func (db *DB) Namespaces(key string) ([]Namespace, error) {
 	}
 	t := db.now()
 	var out []Namespace
-	if e := s.get(pg, key); e != nil {
-		for _, b := range e.subs {
-			if b.liveAt(t) {
-				out = append(out, b.ns)
-			}
+	first, _ := s.find(h, key)
+	for r := first; r >= 0; r = int(s.recs[r].next) {
+		if t < s.recs[r].fullAt {
+			out = append(out, db.table.specs.get(s.recs[r].spec).ns)
 		}
 	}
 	slices.SortFunc(out, Namespace.Compare)
@@ -252,13 +235,11 @@ func (db *DB) Scan(cursor uint64, count int) (keys []string, next uint64, err er
 		s := &db.table.shards[i]
 		s.mu.Lock()
 		t := db.now()
-		for _, m := range s.m {
-			for k, e := range m {
-				if e.liveAt(t) {
-					keys = append(keys, k)
-				}
+		s.eachKey(func(first int) {
+			if s.liveKey(first, t) {
+				keys = append(keys, strings.Clone(s.keyAt(s.recs[first].keyOff)))
 			}
-		}
+		})
 		s.mu.Unlock()
 	}
 	if i >= shardCount {
@@ -277,13 +258,11 @@ func (db *DB) Len() (int, error) {
 		s := &db.table.shards[i]
 		s.mu.Lock()
 		t := db.now()
-		for _, m := range s.m {
-			for _, e := range m {
-				if e.liveAt(t) {
-					n++
-				}
+		s.eachKey(func(first int) {
+			if s.liveKey(first, t) {
+				n++
 			}
-		}
+		})
 		s.mu.Unlock()
 	}
 	return n, nil
@@ -306,7 +285,7 @@ func (db *DB) Clear() error {
 		return bucket.ErrClosed
 	}
 	for i := range db.table.shards {
-		db.table.shards[i].clearLocked()
+		db.table.shards[i].clearLocked(db.table.specs)
 	}
 	seq, err := db.journalLocked([]byte{opClear})
 	unlock()
@@ -335,27 +314,4 @@ func checkArgs(ns Namespace, key string, limits []bucket.Limit, each []bucket.De
 		return fmt.Errorf("%d decisions for %d limits: %w", len(each), len(limits), bucket.ErrInvalid)
 	}
 	return nil
-}
-
-// maxInterned is the most distinct single limits kept for reuse.
-const maxInterned = 4096
-
-// limits returns an unchanging copy of ls to keep in a bucket. A single
-// limit is interned: every bucket under it shares one slice, so that a new
-// bucket costs no copy of its limits.
-func (db *DB) limits(ls []bucket.Limit) []bucket.Limit {
-	if len(ls) != 1 {
-		return slices.Clone(ls)
-	}
-	if v, ok := db.interned.Load(ls[0]); ok {
-		return v.([]bucket.Limit)
-	}
-	if db.internedN.Load() >= maxInterned {
-		return slices.Clone(ls)
-	}
-	v, loaded := db.interned.LoadOrStore(ls[0], slices.Clone(ls))
-	if !loaded {
-		db.internedN.Add(1)
-	}
-	return v.([]bucket.Limit)
 }

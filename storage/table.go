@@ -4,10 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/bucketd/bucketd/bucket"
 )
@@ -16,47 +14,25 @@ import (
 // that takes on different keys rarely wait for each other.
 const shardCount = 256
 
-// entry is everything stored for one key: a bucket per namespace the key
-// has been taken in (usually one). A key with no entry, or no bucket in a
-// namespace, has a full bucket there.
+// entry is a key's buckets, decoded: what a stored record (encode) and a
+// checkpoint's page hold. The table itself keeps no entries (see shard); it
+// builds one to encode, and takes them apart when it loads.
 type entry struct {
-	key   string // owned copy of the key; may point into short
-	short [24]byte
-	subs  []*sub
-	first sub     // the first bucket, allocated with the entry
-	arr   [1]*sub // backing array of subs for one bucket
+	key  string
+	subs []*sub
 }
 
 // sub is one bucket: its namespace, the limits it was last changed under
 // and a state per limit. Instants are on the DB's timeline (see DB.now).
 type sub struct {
 	ns      Namespace
-	limits  []bucket.Limit // never changed once set; may be shared
+	limits  []bucket.Limit // not changed once set; may be shared
 	states  []bucket.State
-	one     [1]bucket.State // backing array of states for one limit
-	updated int64           // instant of the last change
-	fullAt  int64           // instant from which every limit is full
+	updated int64 // instant of the last change
+	fullAt  int64 // instant from which every limit is full
 }
 
-func newEntry(key string) *entry {
-	e := &entry{key: key}
-	e.subs = e.arr[:0]
-	return e
-}
-
-// newOwnedEntry returns a new entry for a copy of key, which may point into
-// memory the caller reuses. A short key is copied into the entry itself, so
-// that a new bucket costs one allocation, not two.
-func newOwnedEntry(key string) *entry {
-	e := newEntry("")
-	if len(key) <= len(e.short) {
-		n := copy(e.short[:], key)
-		e.key = unsafe.String(&e.short[0], n)
-	} else {
-		e.key = strings.Clone(key)
-	}
-	return e
-}
+func newEntry(key string) *entry { return &entry{key: key} }
 
 // find returns the bucket in ns, or nil.
 func (e *entry) find(ns Namespace) *sub {
@@ -70,14 +46,7 @@ func (e *entry) find(ns Namespace) *sub {
 
 // add returns a new bucket in ns under limits, with zero states.
 func (e *entry) add(ns Namespace, limits []bucket.Limit) *sub {
-	var s *sub
-	if len(e.subs) == 0 {
-		e.first = sub{}
-		s = &e.first
-	} else {
-		s = new(sub)
-	}
-	s.ns = ns
+	s := &sub{ns: ns}
 	s.setLimits(limits)
 	e.subs = append(e.subs, s)
 	return s
@@ -95,15 +64,9 @@ func (e *entry) remove(ns Namespace) bool {
 }
 
 // setLimits gives s limits, and states for them that the caller fills.
-// limits is kept, not copied: callers pass a slice nobody changes (an
-// interned one, or one just decoded or cloned).
 func (s *sub) setLimits(limits []bucket.Limit) {
 	s.limits = limits
-	if len(limits) == 1 {
-		s.states = s.one[:]
-	} else {
-		s.states = make([]bucket.State, len(limits))
-	}
+	s.states = make([]bucket.State, len(limits))
 }
 
 // pagesPerShard is the number of pages of a shard. A page is the unit of
@@ -115,30 +78,40 @@ const pagesPerShard = 16
 // pageCount is the number of pages in the file.
 const pageCount = shardCount * pagesPerShard
 
-// shard is one part of the table.
+// shard is one part of the table: see table_shard.go for its layout.
 type shard struct {
-	mu sync.Mutex // guards m and dirty
-	m  [pagesPerShard]map[string]*entry
+	mu sync.Mutex // guards everything below
+
+	recs     []record // the buckets, in recsMem; nrec used
+	recsMem  []byte   // the region of recs
+	nrec     int      // buckets
+	index    []uint64 // key -> first record, in indexMem
+	indexMem []byte
+	keys     int    // keys: used slots of index
+	arena    []byte // the keys, a region; arenaLen used, garbage of it deleted
+	arenaLen int
+	garbage  int
+	// ext holds the states of limits 2..n of buckets under several limits;
+	// extFree the offsets of free runs, by length.
+	ext     []bucket.State
+	extFree [bucket.MaxLimits][]uint32
+
 	// dirty has bit i set when page i changed since the last checkpoint.
 	dirty uint16
 	buf   []byte   // the journal record being appended, reused
+	kb    []byte   // a spec's key being looked up, reused
 	_     [64]byte // keep shards on separate cache lines
 }
 
 // table is the in-memory state of every bucket that is not full.
 type table struct {
 	seed   uint64 // the file's hash seed: where a key lives is stable across restarts
+	specs  *specs
 	shards [shardCount]shard
 }
 
 func newTable(seed uint64) *table {
-	t := &table{seed: seed}
-	for i := range t.shards {
-		for j := range t.shards[i].m {
-			t.shards[i].m[j] = make(map[string]*entry)
-		}
-	}
-	return t
+	return &table{seed: seed, specs: newSpecs()}
 }
 
 // hash is FNV-1a over the file's seed and the key: stable, so that a key's
@@ -158,14 +131,14 @@ func (t *table) hash(key string) uint64 {
 	return h ^ h>>29
 }
 
-// locate returns key's shard and its page within the shard.
-func (t *table) locate(key string) (*shard, int) {
+// locate returns key's shard, its page within the shard and its hash.
+func (t *table) locate(key string) (*shard, int, uint64) {
 	h := t.hash(key)
-	return &t.shards[h%shardCount], int(h/shardCount) % pagesPerShard
+	return &t.shards[h%shardCount], pageOf(h), h
 }
 
-// get returns key's entry in page pg, or nil. s.mu must be held.
-func (s *shard) get(pg int, key string) *entry { return s.m[pg][key] }
+// pageOf returns the page, within its shard, of the key of hash h.
+func pageOf(h uint64) int { return int(h/shardCount) % pagesPerShard }
 
 // markLocked records that page pg changed. s.mu must be held.
 func (s *shard) markLocked(pg int) { s.dirty |= 1 << pg }
@@ -231,47 +204,29 @@ func (e *entry) liveAt(now int64) bool {
 	return false
 }
 
-// sweepLocked drops the buckets that have refilled to capacity, and the
-// entries left with none, marking their pages dirty so that the flush
-// writes them without. It returns how many entries it dropped. s.mu must
-// be held.
-func (s *shard) sweepLocked(t int64) (dropped int) {
-	for pg, m := range s.m {
-		for k, e := range m {
-			changed := false
-			for i := 0; i < len(e.subs); {
-				if b := e.subs[i]; !b.liveAt(t) {
-					e.subs = slices.Delete(e.subs, i, i+1)
-					changed = true
-					continue
-				}
-				i++
-			}
-			if !changed {
-				continue
-			}
-			if len(e.subs) == 0 {
-				delete(m, k)
-				dropped++
-			}
-			s.markLocked(pg)
-		}
-	}
-	return dropped
-}
-
-// appendPage appends the stored form of page pg to b: for each entry,
+// appendPage appends the stored form of page pg to b: for each key,
 // uvarint len(key), key, uint32 len(record) little-endian, record (see
-// encode), the record encoded in place.
-func (s *shard) appendPage(b []byte, pg int) []byte {
-	for k, e := range s.m[pg] {
-		b = binary.AppendUvarint(b, uint64(len(k)))
-		b = append(b, k...)
+// encode), the record encoded in place. s.mu must be held.
+func (s *shard) appendPage(b []byte, pg int, sp *specs) []byte {
+	var bk sub
+	var states [bucket.MaxLimits]bucket.State
+	for _, v := range s.index {
+		if v == 0 {
+			continue
+		}
+		first := int(uint32(v)) - 1
+		if pageOf(s.recs[first].hash) != pg {
+			continue
+		}
+		b = appendStr(b, s.keyAt(s.recs[first].keyOff))
 		// The record is encoded in place, after a length to fill in: a
-		// checkpoint is rare enough that no entry keeps its encoding.
+		// checkpoint is rare enough that no bucket keeps its encoding.
 		at := len(b)
-		b = append(b, 0, 0, 0, 0)
-		b = encode(b, e)
+		b = append(b, 0, 0, 0, 0, recordVersion)
+		for r := first; r >= 0; r = int(s.recs[r].next) {
+			bk = s.view(r, sp, &states)
+			b = appendSub(b, &bk, 0)
+		}
 		binary.LittleEndian.PutUint32(b[at:], uint32(len(b)-at-4))
 	}
 	return b

@@ -34,7 +34,10 @@ func header() []byte {
 // file is what a Log needs of its current segment. Open uses *os.File
 // through osFile; tests in this package substitute counting and failing
 // implementations.
-type file interface {
+type file = File
+
+// File is a segment file open for writing, as Options.OpenFile returns it.
+type File interface {
 	// WriteAt writes all of p at offset off, or returns an error.
 	WriteAt(p []byte, off int64) (int, error)
 	// Sync makes the written bytes durable (fdatasync).

@@ -66,6 +66,10 @@ type Options struct {
 	// Logger receives warnings (a tail cut at Open, a failed close of a
 	// rotated segment). nil discards them.
 	Logger *slog.Logger
+	// OpenFile opens an existing segment file at path for writing; nil
+	// means the operating system's files. Tests of a user of the log pass
+	// files whose writes or syncs fail.
+	OpenFile func(path string) (File, error)
 }
 
 // Log is a write-ahead log open for appending. Its methods are safe for
@@ -125,6 +129,9 @@ type Log struct {
 // may use dir: the package takes no lock, so the caller ensures it (the
 // store does by holding its data file's lock).
 func Open(dir string, opts Options) (*Log, error) {
+	if opts.OpenFile != nil {
+		return open(dir, opts, opts.OpenFile)
+	}
 	return open(dir, opts, openOS)
 }
 
