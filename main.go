@@ -64,6 +64,7 @@ type config struct {
 	shutdownWait time.Duration
 	configFile   string // the policies file; "" for none
 	checkConfig  string // a policies file to check, instead of serving
+	repair       bool   // open a damaged data file without what is damaged
 }
 
 const usageExample = `
@@ -113,9 +114,10 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	})
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
 	fs.StringVar(&c.configFile, "config", "", "policies `file` (YAML); SIGHUP reloads it")
+	fs.BoolVar(&c.repair, "repair", false, "start on a damaged data file without its damaged pages and overrides, logging each one dropped (see bucketd check FILE)")
 	fs.StringVar(&c.checkConfig, "check-config", "", "check the policies `file` and exit: 0 if it is valid, 1 with every problem")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: bucketd [flags]\n\nFlags (each also as BUCKETD_<NAME>, e.g. BUCKETD_HTTP_ADDR):\n")
+		fmt.Fprintf(fs.Output(), "Usage: bucketd [flags]\n       bucketd check FILE (is the data file sound? see bucketd check -h)\n\nFlags (each also as BUCKETD_<NAME>, e.g. BUCKETD_HTTP_ADDR):\n")
 		fs.PrintDefaults()
 		fmt.Fprint(fs.Output(), usageExample)
 	}
@@ -163,6 +165,9 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 // run is bucketd: it serves until ctx is done or a client asks for a
 // shutdown, then shuts down in order and returns.
 func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(args[1:], stdout, stderr)
+	}
 	cfg, err := parseConfig(args, env, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -186,6 +191,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		SyncInterval: cfg.syncInterval,
 		MaxLogBytes:  cfg.maxLogBytes,
 		MaxKeys:      cfg.maxKeys,
+		Repair:       cfg.repair,
 		Logger:       log,
 	})
 	if err != nil {
