@@ -49,7 +49,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  %s\n", p)
 	}
 	if r.Structural {
-		fmt.Fprintln(stdout, "bbolt's own structure is damaged: --repair cannot open it; restore a backup (GET /v1/backup, or a copy of the file)")
+		fmt.Fprintf(stdout, "bbolt's own structure is damaged: `bucketd --repair --data %s` rebuilds the file from the pages and overrides it can still reach (copying the damaged file aside first), and logs what it drops; or restore a backup\n", path)
 		return fmt.Errorf("%s: %w", path, errDamaged)
 	}
 	fmt.Fprintf(stdout, "sound: %d pages, %d keys, %d overrides; `bucketd --repair --data %s` starts without the rest, copying the damaged file aside first\n",

@@ -27,7 +27,11 @@ func preflight(path string, timeout time.Duration, repair bool, log *slog.Logger
 	case err != nil && w == nil:
 		return fmt.Errorf("storage: open %s: %w", path, err)
 	case err != nil && repair:
-		return fmt.Errorf("storage: %s is %w: %v; --repair drops damaged pages and records, but cannot rebuild bbolt's own structure: restore a backup (see bucketd check)", path, ErrDamaged, err)
+		log.Warn("storage: repair: bbolt's structure is damaged: rebuilding the file from the values that can be reached", "file", path, "err", err)
+		if serr := salvageFile(path, timeout, log); serr != nil {
+			return fmt.Errorf("storage: %s is %w: %v; and --repair cannot rebuild it: %v; restore a backup", path, ErrDamaged, err, serr)
+		}
+		return nil
 	case err != nil:
 		return fmt.Errorf("storage: %s is %w: %v", path, ErrDamaged, err)
 	}
@@ -224,4 +228,85 @@ func retally(tx *bolt.Tx) error {
 		}
 	}
 	return writeDigest(tx.Bucket(metaName), dg)
+}
+
+// salvageFile rebuilds the bbolt file at path from the values that a
+// salvage walk reaches (see boltWalk.salvage): the file is copied aside,
+// a new one is written beside it and renamed over it. Each part of the
+// tree that could not be read is logged. The values are then checked by
+// load, as any file's.
+func salvageFile(path string, timeout time.Duration, log *slog.Logger) error {
+	vals := map[string][][2][]byte{}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	if err := lockShared(f, timeout); err != nil {
+		f.Close()
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	w := &boltWalk{f: f, size: fi.Size(), used: map[uint64]bool{0: true, 1: true}, salvage: func(b string, k, v []byte) {
+		vals[b] = append(vals[b], [2][]byte{slices.Clone(k), slices.Clone(v)})
+	}}
+	err = w.readMeta()
+	if err == nil {
+		_, err = w.walk(w.meta.root, nil, nil, 0)
+	}
+	unlock(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("its root cannot be read: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, kv := range vals[string(metaName)] {
+		seen[string(kv[0])] = true
+	}
+	if !seen[string(seedKey)] || !seen[string(formatKey)] {
+		return errors.New("its meta values (seed, format) are lost")
+	}
+	aside, err := copyAside(path)
+	if err != nil {
+		return fmt.Errorf("keep a copy of the damaged file: %w", err)
+	}
+	tmp := path + ".repair"
+	_ = os.Remove(tmp)
+	bdb, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{metaName, pagesName, overridesName} {
+			b, err := tx.CreateBucket(name)
+			if err != nil {
+				return err
+			}
+			for _, kv := range vals[string(name)] {
+				if err := b.Put(kv[0], kv[1]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if cerr := bdb.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	for _, l := range w.lost {
+		log.Warn("storage: repair: dropped what bbolt cannot reach: "+l, "file", path)
+	}
+	log.Warn("storage: repair: rebuilt the data file from what could be read", "file", path,
+		"pages", len(vals[string(pagesName)]), "overrides", len(vals[string(overridesName)]), "damaged_copy", aside)
+	return nil
 }

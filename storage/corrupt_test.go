@@ -195,6 +195,54 @@ func TestDamagedFileIsRefusedNeverChanged(t *testing.T) {
 	})
 }
 
+// TestRepairKeepsOnlyWhatIsSound damages a real file, by truncation and by
+// flips, and opens it with Repair: Open never panics, and either fails or
+// loads a part of the original state, every bucket and override it loads
+// exactly as it was, and what it drops logged.
+func TestRepairKeepsOnlyWhatIsSound(t *testing.T) {
+	data, wal := realFile(t, 2000, 3)
+	want, err := openState(t, placeCopy(t, data, wal), storage.Options{})
+	require.NoError(t, err)
+	used := usedBytes(data)
+	rng := rand.New(rand.NewPCG(5, 5))
+	var cases [][]byte
+	for _, n := range []int{8 << 10, 12 << 10, used / 3, used / 2, used - 4096} {
+		cases = append(cases, data[:n])
+	}
+	for range 60 {
+		b := append([]byte(nil), data...)
+		b[8192+rng.IntN(used-8192)] ^= byte(1 + rng.IntN(255))
+		cases = append(cases, b)
+	}
+	refused, partial, whole := 0, 0, 0
+	for i, b := range cases {
+		var logs logBuffer
+		got, err := openState(t, placeCopy(t, b, wal), storage.Options{Repair: true, Logger: logs.logger()})
+		if err != nil {
+			refused++
+			assert.ErrorIs(t, err, storage.ErrDamaged, "case %d", i)
+			continue
+		}
+		changed := 0
+		for k, g := range got.buckets {
+			if w, ok := want.buckets[k]; !ok || !reflect.DeepEqual(w, g) {
+				changed++
+			}
+		}
+		assert.Zero(t, changed, "case %d: every bucket loaded is as it was", i)
+		for _, o := range got.overrides {
+			assert.Contains(t, want.overrides, o, "case %d", i)
+		}
+		if len(got.buckets) < len(want.buckets) || len(got.overrides) < len(want.overrides) {
+			partial++
+			assert.Contains(t, logs.String(), "storage: repair: dropped", "case %d: what is dropped is logged", i)
+		} else {
+			whole++
+		}
+	}
+	t.Logf("%d damaged copies opened with Repair: %d refused, %d with a part of the state, %d whole", len(cases), refused, partial, whole)
+}
+
 // TestRepairDropsDamagedPagesAndSaysSo flips a byte inside a stored page:
 // Open refuses the file naming the page, and Repair opens it without that
 // page's keys, logs each one, keeps a copy of the damaged file, and leaves

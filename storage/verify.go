@@ -86,6 +86,22 @@ type boltWalk struct {
 	// warnings are damage that bbolt itself recovers from (a damaged meta
 	// page, when the other is sound).
 	warnings []string
+
+	// salvage, when set, makes the walk go on past damage: every value
+	// reached is passed to it with its top-level bucket's name, and each
+	// part of the tree that cannot be read is named in lost.
+	salvage func(bucket string, k, v []byte)
+	lost    []string
+	bucket  string // the top-level bucket being walked; "" in the root
+}
+
+// damaged returns err, or in a salvage walk notes it and returns nil.
+func (w *boltWalk) damaged(err error) error {
+	if w.salvage == nil {
+		return err
+	}
+	w.lost = append(w.lost, err.Error())
+	return nil
 }
 
 // verifyBolt checks the structure of the bbolt file f of size bytes, as
@@ -248,7 +264,7 @@ func (w *boltWalk) walkPage(p []byte, where string, lo, hi []byte, depth int) ([
 	flags := le.Uint16(p[8:])
 	count := int(le.Uint16(p[10:]))
 	if boltPageHeader+count*boltElement > len(p) {
-		return nil, fmt.Errorf("%s: %d elements do not fit in its %d bytes", where, count, len(p))
+		return nil, w.damaged(fmt.Errorf("%s: %d elements do not fit in its %d bytes", where, count, len(p)))
 	}
 	prev := lo
 	var last []byte
@@ -264,10 +280,14 @@ func (w *boltWalk) walkPage(p []byte, where string, lo, hi []byte, depth int) ([
 		}
 		start := base + pos
 		if pos < 0 || ksize < 0 || vsize < 0 || start > len(p) || ksize > len(p)-start || vsize > len(p)-start-ksize {
-			return nil, fmt.Errorf("%s: element %d points outside the page", where, i)
+			if err := w.damaged(fmt.Errorf("%s: element %d points outside the page", where, i)); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		key := p[start : start+ksize]
 		switch {
+		case w.salvage != nil: // the values' own checksums cover their keys
 		case i == 0 && prev != nil && bytes.Compare(prev, key) > 0,
 			i > 0 && bytes.Compare(prev, key) >= 0:
 			return nil, fmt.Errorf("%s: key %d (%x) is out of order", where, i, key)
@@ -281,36 +301,33 @@ func (w *boltWalk) walkPage(p []byte, where string, lo, hi []byte, depth int) ([
 				npos, nksize := int(le.Uint32(n[0:])), int(le.Uint32(n[4:]))
 				nstart := base + boltElement + npos
 				if npos < 0 || nksize < 0 || nstart > len(p) || nksize > len(p)-nstart {
-					return nil, fmt.Errorf("%s: element %d points outside the page", where, i+1)
+					if w.salvage == nil {
+						return nil, fmt.Errorf("%s: element %d points outside the page", where, i+1)
+					}
+					next = nil
+				} else {
+					next = p[nstart : nstart+nksize]
 				}
-				next = p[nstart : nstart+nksize]
 			}
 			sub, err := w.walk(le.Uint64(e[8:]), key, next, depth+1)
 			if err != nil {
-				return nil, err
+				if err := w.damaged(fmt.Errorf("%s (bucket %q): %w", where, w.bucket, err)); err != nil {
+					return nil, err
+				}
+				continue
 			}
 			prev, last = sub, sub
 			continue
 		}
 		prev, last = key, key
-		if le.Uint32(e[0:])&boltBucketLeaf == 0 {
-			continue
-		}
 		v := p[start+ksize : start+ksize+vsize]
-		if len(v) < boltBucketHeader {
-			return nil, fmt.Errorf("%s: bucket %q has a header of %d bytes", where, key, len(v))
-		}
-		if root := le.Uint64(v); root != 0 {
-			if _, err := w.walk(root, nil, nil, depth+1); err != nil {
-				return nil, err
+		if le.Uint32(e[0:])&boltBucketLeaf == 0 {
+			if w.salvage != nil {
+				w.salvage(w.bucket, key, v)
 			}
 			continue
 		}
-		in := v[boltBucketHeader:] // an inline bucket: a leaf page in the value
-		if len(in) < boltPageHeader || le.Uint16(in[8:]) != boltLeaf {
-			return nil, fmt.Errorf("%s: inline bucket %q is not a leaf page", where, key)
-		}
-		if _, err := w.walkPage(in, fmt.Sprintf("%s, inline bucket %q", where, key), nil, nil, depth+1); err != nil {
+		if err := w.nested(where, key, v, depth); err != nil {
 			return nil, err
 		}
 	}
@@ -318,6 +335,31 @@ func (w *boltWalk) walkPage(p []byte, where string, lo, hi []byte, depth int) ([
 		return nil, fmt.Errorf("%s: a branch page with no elements", where)
 	}
 	return last, nil
+}
+
+// nested walks the bucket key, of header v, in a leaf page.
+func (w *boltWalk) nested(where string, key, v []byte, depth int) error {
+	le := binary.LittleEndian
+	if len(v) < boltBucketHeader {
+		return w.damaged(fmt.Errorf("%s: bucket %q has a header of %d bytes", where, key, len(v)))
+	}
+	outer := w.bucket
+	if outer == "" {
+		w.bucket = string(key)
+	}
+	defer func() { w.bucket = outer }()
+	if root := le.Uint64(v); root != 0 {
+		if _, err := w.walk(root, nil, nil, depth+1); err != nil {
+			return w.damaged(fmt.Errorf("bucket %q: %w", key, err))
+		}
+		return nil
+	}
+	in := v[boltBucketHeader:] // an inline bucket: a leaf page in the value
+	if len(in) < boltPageHeader || le.Uint16(in[8:]) != boltLeaf {
+		return w.damaged(fmt.Errorf("%s: inline bucket %q is not a leaf page", where, key))
+	}
+	_, err := w.walkPage(in, fmt.Sprintf("%s, inline bucket %q", where, key), nil, nil, depth+1)
+	return err
 }
 
 // checkFreelist checks a stored free list: it lists pages that exist and
