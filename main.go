@@ -84,6 +84,7 @@ type config struct {
 	onStoreError bucket.FailMode
 	refresh      time.Duration // with --store: how often overrides are read again
 	storePrefix  string
+	repair       bool // open a damaged data file without what is damaged
 }
 
 const usageExample = `
@@ -161,8 +162,9 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 	})
 	fs.StringVar(&c.storePrefix, "store-prefix", "bucketd", "with --store: the start of every Redis key bucketd writes; deployments sharing one Redis keep apart by it")
 	fs.DurationVar(&c.refresh, "overrides-refresh", time.Second, "with --store: how often the overrides are read again from Redis, where other instances may have changed them")
+	fs.BoolVar(&c.repair, "repair", false, "start on a damaged data file without its damaged pages and overrides, logging each one dropped (see bucketd check FILE)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: bucketd [flags]\n\nFlags (each also as BUCKETD_<NAME>, e.g. BUCKETD_HTTP_ADDR):\n")
+		fmt.Fprintf(fs.Output(), "Usage: bucketd [flags]\n       bucketd check FILE (is the data file sound? see bucketd check -h)\n\nFlags (each also as BUCKETD_<NAME>, e.g. BUCKETD_HTTP_ADDR):\n")
 		fs.PrintDefaults()
 		fmt.Fprint(fs.Output(), usageExample)
 	}
@@ -213,6 +215,9 @@ func parseConfig(args, env []string, stderr io.Writer) (config, error) {
 // run is bucketd: it serves until ctx is done or a client asks for a
 // shutdown, then shuts down in order and returns.
 func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(args[1:], stdout, stderr)
+	}
 	cfg, err := parseConfig(args, env, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil

@@ -40,6 +40,7 @@ func openStore(cfg config, log *slog.Logger) (storage.Store, func(*limiter.Limit
 		SyncInterval: cfg.syncInterval,
 		MaxLogBytes:  cfg.maxLogBytes,
 		MaxKeys:      cfg.maxKeys,
+		Repair:       cfg.repair,
 		Logger:       log,
 	})
 	if err != nil {

@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -9,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,6 +79,14 @@ type Options struct {
 	MaxLogBytes int64
 
 	logFile func(path string) (wal.File, error) // see DB.logFile; set by tests
+	// Repair opens a damaged data file by dropping what is damaged: the
+	// pages and overrides whose checksum does not match, or, when bbolt's
+	// own structure is damaged, every page it cannot reach. The file is
+	// first copied to <file>.damaged-<n>, and every page, key and
+	// override dropped is logged at WARN. Damage to the file's meta values
+	// (seed, clock, checkpoint) is not repaired. Without Repair, Open
+	// refuses a damaged file with an error wrapping ErrDamaged.
+	Repair bool
 }
 
 // defaultMaxLogBytes is the cap of the log when Options.MaxLogBytes is 0.
@@ -112,9 +123,14 @@ var (
 // <file>.wal) that holds every change since the checkpoint's sequence
 // number (meta "checkpoint"). A file of format 1 is migrated on open; a
 // file of a format this code does not know is refused and never written.
+//
+// Format 3 is format 2 with every page and override sealed by a CRC-32C
+// and a meta digest (see checksums.go). A file of format 2 is migrated on
+// open: its values are sealed in place.
 const (
 	formatPages = 1
-	fileFormat  = 2
+	formatLog   = 2
+	fileFormat  = 3
 )
 
 // ErrNewerFormat is returned by Open for a data file written by a newer
@@ -208,7 +224,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	bdb, seed, migrated, err := openBolt(path, opts.LockTimeout)
+	bdb, seed, migrated, err := openBolt(path, opts.LockTimeout, opts.Repair, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -231,11 +247,15 @@ func Open(path string, opts Options) (*DB, error) {
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
-	if migrated {
-		db.log.Info("storage: migrated the data file from format 1 (pages) to format 2 (pages and a write-ahead log)",
+	switch migrated {
+	case formatPages:
+		db.log.Info("storage: migrated the data file from format 1 (pages) to format 3 (pages sealed by checksums, and a write-ahead log)",
 			"file", path, "wal", db.walDir)
+	case formatLog:
+		db.log.Info("storage: migrated the data file from format 2 to format 3 (every page and override sealed by a checksum)",
+			"file", path)
 	}
-	if err := db.load(); err != nil {
+	if err := db.load(path, opts.Repair); err != nil {
 		bdb.Close()
 		return nil, err
 	}
@@ -296,105 +316,157 @@ func (db *DB) wallOffset() int64 {
 // wallAt returns the wall time of the instant t.
 func (db *DB) wallAt(t int64) time.Time { return time.Unix(0, t+db.wallOffset()) }
 
-func openBolt(path string, timeout time.Duration) (*bolt.DB, uint64, bool, error) {
+func openBolt(path string, timeout time.Duration, repair bool, log *slog.Logger) (*bolt.DB, uint64, int, error) {
 	name := path // as the operator gave it
 	if dir := filepath.Dir(path); dir != "" {
 		if fi, err := os.Stat(dir); err != nil {
-			return nil, 0, false, fmt.Errorf("storage: data directory: %w", err)
+			return nil, 0, 0, fmt.Errorf("storage: data directory: %w", err)
 		} else if !fi.IsDir() {
-			return nil, 0, false, fmt.Errorf("storage: data directory %s is not a directory", dir)
+			return nil, 0, 0, fmt.Errorf("storage: data directory %s is not a directory", dir)
 		}
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
-		return nil, 0, false, fmt.Errorf("storage: %s is %w: it is empty (0 bytes), as a start that failed on a full disk leaves it; remove it to start with no buckets", name, ErrNotDatabase)
+		return nil, 0, 0, fmt.Errorf("storage: %s is %w: it is empty (0 bytes), as a start that failed on a full disk leaves it; remove it to start with no buckets", name, ErrNotDatabase)
+	} else if err == nil && fi.Mode().IsRegular() {
+		// Check bbolt's structure before bbolt maps and walks it.
+		if err := preflight(path, timeout, repair, log); err != nil {
+			return nil, 0, 0, err
+		}
 	}
 	// The freelist is rebuilt at open rather than written at every commit:
 	// commits are what --sync always waits for.
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, 0, false, fmt.Errorf("storage: %s is %w", name, ErrInUse)
+		return nil, 0, 0, fmt.Errorf("storage: %s is %w", name, ErrInUse)
 	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
 		errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrInvalidMapping):
-		return nil, 0, false, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
+		return nil, 0, 0, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
 	case err != nil:
 		if strings.Contains(err.Error(), "file size too small") {
-			return nil, 0, false, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
+			return nil, 0, 0, fmt.Errorf("storage: %s is %w (%v)", name, ErrNotDatabase, err)
 		}
-		return nil, 0, false, fmt.Errorf("storage: open %s: %w", path, err)
+		return nil, 0, 0, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	var seed uint64
-	var migrated bool
+	var migrated int
 	err = bdb.Update(func(tx *bolt.Tx) (err error) {
 		seed, migrated, err = prepare(tx)
 		return err
 	})
 	if err != nil {
 		bdb.Close()
-		if errors.Is(err, ErrNotDatabase) || errors.Is(err, ErrNewerFormat) {
-			return nil, 0, false, fmt.Errorf("storage: %s is %w", name, err)
+		if errors.Is(err, ErrNotDatabase) || errors.Is(err, ErrNewerFormat) || errors.Is(err, ErrDamaged) {
+			return nil, 0, 0, fmt.Errorf("storage: %s is %w", name, err)
 		}
-		return nil, 0, false, fmt.Errorf("storage: open %s: %w", path, err)
+		return nil, 0, 0, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	return bdb, seed, migrated, nil
 }
 
 // prepare creates bucketd's bbolt buckets in a new file, or checks them in
-// an old one, and returns the file's hash seed; migrated reports that the
-// file was of format 1 and is now of format 2.
-func prepare(tx *bolt.Tx) (seed uint64, migrated bool, err error) {
+// an old one, and returns the file's hash seed; migrated is the format the
+// file was migrated from (formatPages or formatLog), or 0.
+func prepare(tx *bolt.Tx) (seed uint64, migrated int, err error) {
 	meta := tx.Bucket(metaName)
+	fresh := false
 	if meta == nil {
 		other := false
 		if err := tx.ForEach(func([]byte, *bolt.Bucket) error { other = true; return nil }); err != nil {
-			return 0, false, err
+			return 0, 0, err
 		}
 		if other {
-			return 0, false, fmt.Errorf("%w (a bbolt file of some other program)", ErrNotDatabase)
+			return 0, 0, fmt.Errorf("%w (a bbolt file of some other program)", ErrNotDatabase)
 		}
 		if meta, err = tx.CreateBucket(metaName); err != nil {
-			return 0, false, err
+			return 0, 0, err
 		}
 		var seed [8]byte
 		if _, err := rand.Read(seed[:]); err != nil {
-			return 0, false, err
+			return 0, 0, err
 		}
 		if err := meta.Put(seedKey, seed[:]); err != nil {
-			return 0, false, err
+			return 0, 0, err
 		}
 		if err := meta.Put(formatKey, []byte{fileFormat}); err != nil {
-			return 0, false, err
+			return 0, 0, err
 		}
+		fresh = true
 	}
 	// Check everything before writing anything: a refused file is never
 	// modified.
 	f := meta.Get(formatKey)
 	switch {
 	case len(f) == 1 && f[0] > fileFormat:
-		return 0, false, fmt.Errorf("%w (format %d; this bucketd reads formats %d and %d): upgrade bucketd", ErrNewerFormat, f[0], formatPages, fileFormat)
+		return 0, 0, fmt.Errorf("%w (format %d; this bucketd reads formats %d to %d): upgrade bucketd", ErrNewerFormat, f[0], formatPages, fileFormat)
 	case len(f) != 1 || f[0] < formatPages:
-		return 0, false, fmt.Errorf("%w (unknown format %x)", ErrNotDatabase, f)
+		return 0, 0, fmt.Errorf("%w (unknown format %x)", ErrNotDatabase, f)
+	case f[0] < fileFormat && meta.Get(digestKey) != nil:
+		return 0, 0, fmt.Errorf("%w: its meta says format %d, but it has the digest of format %d", ErrDamaged, f[0], fileFormat)
 	}
 	sb := meta.Get(seedKey)
 	if len(sb) != 8 {
-		return 0, false, fmt.Errorf("%w (bad seed)", ErrNotDatabase)
+		return 0, 0, fmt.Errorf("%w (bad seed)", ErrNotDatabase)
 	}
 	seed = binary.LittleEndian.Uint64(sb)
+	if f[0] == fileFormat && !fresh {
+		// A file of this format has every bucket: one missing was lost.
+		for _, name := range [][]byte{pagesName, overridesName} {
+			if tx.Bucket(name) == nil {
+				return 0, 0, fmt.Errorf("%w: its bbolt bucket %q is missing", ErrDamaged, name)
+			}
+		}
+		return seed, 0, nil
+	}
 	for _, name := range [][]byte{pagesName, overridesName} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			if errors.Is(err, bolterrors.ErrIncompatibleValue) {
-				return 0, false, fmt.Errorf("%w (%v)", ErrNotDatabase, err)
+				return 0, 0, fmt.Errorf("%w (%v)", ErrNotDatabase, err)
 			}
-			return 0, false, err
+			return 0, 0, err
 		}
 	}
-	if f[0] == formatPages { // every bucket is in the pages: the log starts empty
+	if !fresh {
+		migrated = int(f[0])
 		if err := meta.Put(formatKey, []byte{fileFormat}); err != nil {
-			return 0, false, err
+			return 0, 0, err
 		}
-		migrated = true
+	}
+	var d digest
+	for _, it := range []struct {
+		name []byte
+		t    *tally
+	}{{pagesName, &d.pages}, {overridesName, &d.overrides}} {
+		if err := sealAll(tx.Bucket(it.name), it.t); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := writeDigest(meta, d); err != nil {
+		return 0, 0, err
 	}
 	return seed, migrated, nil
+}
+
+// sealAll seals every value of b, of a file of format 1 or 2, tallying
+// them in t.
+func sealAll(b *bolt.Bucket, t *tally) error {
+	var keys, vals [][]byte
+	if err := b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			return fmt.Errorf("%w (a nested bucket %q among the values)", ErrNotDatabase, k)
+		}
+		keys, vals = append(keys, slices.Clone(k)), append(vals, seal(k, v))
+		return nil
+	}); err != nil {
+		return err
+	}
+	for i, k := range keys {
+		if err := b.Put(k, vals[i]); err != nil {
+			return err
+		}
+		t.add(vals[i])
+	}
+	return nil
 }
 
 // load reads every stored bucket into the table, moving its instants onto
@@ -402,28 +474,46 @@ func prepare(tx *bolt.Tx) (seed uint64, migrated bool, err error) {
 // refilled while the file was closed are left out. When the offset is not
 // zero every page is rewritten by the first flush, so that the file never
 // holds instants of two timelines.
-func (db *DB) load() error {
+//
+// Every page and override is checked against its checksum, and all of
+// them against the meta digest: damage is an error wrapping ErrDamaged,
+// or, with repair, is dropped from the file (copied aside first), each
+// thing dropped logged.
+func (db *DB) load(path string, repair bool) error {
 	now := db.now()
-	refilled, bad, loaded := 0, 0, 0
+	refilled, loaded := 0, 0
 	var shift int64
+	var dmg damage
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(metaName).Get(clockKey); len(v) == 8 {
+		meta := tx.Bucket(metaName)
+		want, err := readDigest(meta)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrDamaged, err) // not repaired: the seed, clock and checkpoint are not known
+		}
+		if v := meta.Get(clockKey); len(v) == 8 {
 			shift = int64(binary.LittleEndian.Uint64(v))
 		}
-		if v := tx.Bucket(metaName).Get(checkpointKey); len(v) == 8 {
+		if v := meta.Get(checkpointKey); len(v) == 8 {
 			db.checkpoint = binary.LittleEndian.Uint64(v)
 		}
 		db.pageBytes = make([]int32, pageCount)
-		return tx.Bucket(pagesName).ForEach(func(id, page []byte) error {
-			if len(id) == 2 && int(binary.BigEndian.Uint16(id)) < pageCount {
-				db.pageBytes[binary.BigEndian.Uint16(id)] = int32(len(page))
-				db.liveBytes.Add(int64(len(page)))
+		var got digest
+		err = tx.Bucket(pagesName).ForEach(func(id, stored []byte) error {
+			page, err := unseal(id, stored)
+			if err == nil && (len(id) != 2 || int(binary.BigEndian.Uint16(id)) >= pageCount) {
+				err = errors.New("not a page id")
 			}
-			err := decodePage(page, func(k, rec []byte) error {
+			if err != nil {
+				return dmg.page(repair, id, stored, err)
+			}
+			got.pages.add(stored)
+			db.pageBytes[binary.BigEndian.Uint16(id)] = int32(len(stored))
+			db.liveBytes.Add(int64(len(stored)))
+			var bad []string
+			err = decodePage(page, func(k, rec []byte) error {
 				e, err := decode(rec)
 				if err != nil {
-					bad++
-					db.log.Warn("storage: skipping unreadable bucket", "key", string(k), "err", err)
+					bad = append(bad, fmt.Sprintf("key %q (%v)", k, err))
 					return nil
 				}
 				e.key = string(k)
@@ -441,14 +531,36 @@ func (db *DB) load() error {
 				return nil
 			})
 			if err != nil {
-				bad++
-				db.log.Warn("storage: skipping the rest of an unreadable page", "page", fmt.Sprintf("%x", id), "err", err)
+				bad = append(bad, fmt.Sprintf("the rest of the page (%v)", err))
+			}
+			if len(bad) > 0 { // sound, but unreadable: written so, by a bug
+				return dmg.records(repair, id, bad)
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(overridesName).ForEach(func(id, stored []byte) error {
+			v, err := unseal(id, stored)
+			if err == nil {
+				if e, derr := decode(v); derr != nil || len(e.subs) != 1 || bytes.IndexByte(id, 0) < 0 {
+					err = fmt.Errorf("sealed, but unreadable: %v", cmp.Or(derr, errors.New("not an override")))
+				}
+			}
+			if err != nil {
+				return dmg.override(repair, id, err)
+			}
+			got.overrides.add(stored)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return dmg.tally(repair, got, want)
 	})
 	if err != nil {
-		return fmt.Errorf("storage: load: %w", err)
+		return fmt.Errorf("storage: %s is %w", path, err)
 	}
 	db.pagesOffset = shift
 	if shift != 0 {
@@ -456,7 +568,12 @@ func (db *DB) load() error {
 			db.table.shards[i].dirty = 1<<pagesPerShard - 1
 		}
 	}
-	db.log.Debug("storage: loaded", "keys", loaded, "refilled", refilled, "unreadable", bad, "clock_shift", time.Duration(shift))
+	if !dmg.empty() {
+		if err := db.repair(path, &dmg); err != nil {
+			return err
+		}
+	}
+	db.log.Debug("storage: loaded", "keys", loaded, "refilled", refilled, "unreadable", len(dmg.notes), "clock_shift", time.Duration(shift))
 	return nil
 }
 

@@ -112,6 +112,17 @@ func EncodeRecord(rs ...Record) []byte {
 // DecodePage calls f with each key and record of a stored page.
 func DecodePage(page []byte, f func(key, rec []byte) error) error { return decodePage(page, f) }
 
+// Unseal checks a stored value's checksum (under its bbolt key) and
+// returns the value without it.
+func Unseal(key, stored []byte) ([]byte, error) { return unseal(key, stored) }
+
+// Retally rewrites tx's meta digest to match the values it holds, as a
+// file that bucketd wrote has it.
+func Retally(tx *bolt.Tx) error { return retally(tx) }
+
+// Seal returns v sealed under key, as it is stored.
+func Seal(key, v []byte) []byte { return seal(key, v) }
+
 // ErrCorrupt is wrapped by every decoding error.
 var ErrCorrupt = errCorrupt
 

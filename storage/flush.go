@@ -296,6 +296,10 @@ func (db *DB) writePages(writes []pageWrite, arena []byte, off int64, next uint6
 	offset := binary.LittleEndian.AppendUint64(nil, uint64(off))
 	seq := binary.LittleEndian.AppendUint64(nil, next)
 	err := db.disk.Update(func(tx *bolt.Tx) error {
+		sl, err := newSealer(tx)
+		if err != nil {
+			return err
+		}
 		meta := tx.Bucket(metaName)
 		if err := meta.Put(clockKey, offset); err != nil {
 			return err
@@ -309,15 +313,15 @@ func (db *DB) writePages(writes []pageWrite, arena []byte, off int64, next uint6
 		for _, w := range writes {
 			var err error
 			if w.off == w.end {
-				err = b.Delete(pageKey(w.id))
+				err = sl.delete(b, &sl.d.pages, pageKey(w.id))
 			} else {
-				err = b.Put(pageKey(w.id), arena[w.off:w.end])
+				err = sl.put(b, &sl.d.pages, pageKey(w.id), arena[w.off:w.end])
 			}
 			if err != nil {
 				return err
 			}
 		}
-		return nil
+		return sl.done()
 	})
 	if err != nil {
 		for _, w := range writes { // keep them for the next checkpoint
@@ -330,6 +334,9 @@ func (db *DB) writePages(writes []pageWrite, arena []byte, off int64, next uint6
 	}
 	for _, w := range writes {
 		n := int32(w.end - w.off)
+		if n > 0 {
+			n += sealSize
+		}
 		db.liveBytes.Add(int64(n - db.pageBytes[w.id]))
 		db.pageBytes[w.id] = n
 	}

@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -121,7 +122,7 @@ func TestNewerFormatIsRefused(t *testing.T) {
 		assert.Nil(t, db)
 		msg := err.Error()
 		assert.Contains(t, msg, path, "the message names the file")
-		assert.Contains(t, msg, "format 3")
+		assert.Contains(t, msg, fmt.Sprintf("format %d", storage.FileFormat+1))
 		assert.Contains(t, msg, "upgrade")
 		assert.False(t, strings.HasSuffix(msg, "."), "%q", msg)
 

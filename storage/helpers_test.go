@@ -98,7 +98,11 @@ func pageRecords(tx *bolt.Tx) (map[string][]byte, error) {
 	if b == nil {
 		return nil, fmt.Errorf("the file has no %q bucket", storage.PagesName)
 	}
-	err := b.ForEach(func(_, page []byte) error {
+	err := b.ForEach(func(id, stored []byte) error {
+		page, err := storage.Unseal(id, stored)
+		if err != nil {
+			return err
+		}
 		return storage.DecodePage(page, func(k, rec []byte) error {
 			recs[string(k)] = bytes.Clone(rec)
 			return nil

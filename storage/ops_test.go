@@ -158,6 +158,10 @@ func TestOverridesAreDurableOnReturn(t *testing.T) {
 		out := map[string][]byte{}
 		require.NoError(t, storage.Bolt(db).View(func(tx *bolt.Tx) error {
 			return tx.Bucket(storage.OverridesName).ForEach(func(k, v []byte) error {
+				v, err := storage.Unseal(k, v)
+				if err != nil {
+					return err
+				}
 				out[string(k)] = bytes.Clone(v)
 				return nil
 			})
@@ -175,7 +179,7 @@ func TestOverridesAreDurableOnReturn(t *testing.T) {
 	require.NoError(t, db.DeleteOverride(gold, "joe"))
 	assert.Equal(t, []string{"default\x00ann"}, keysOf(stored()), "gone when DeleteOverride returns")
 
-	// An unreadable override is skipped, with a warning.
+	// An unreadable override is damage: refused, or dropped by Repair.
 	require.NoError(t, db.Close())
 	bdb, err := bolt.Open(path, 0o600, nil)
 	require.NoError(t, err)
@@ -187,14 +191,22 @@ func TestOverridesAreDurableOnReturn(t *testing.T) {
 		return b.Put([]byte("default\x00bad"), []byte("garbage"))
 	}))
 	require.NoError(t, bdb.Close())
+	_, err = storage.Open(path, testOptions(c))
+	require.ErrorIs(t, err, storage.ErrDamaged, "an override without its checksum is damage")
+	assert.Contains(t, err.Error(), path)
+	assert.Contains(t, err.Error(), "override of key")
+
+	// --repair drops them, naming each.
 	var logs logBuffer
 	opts := testOptions(c)
 	opts.Logger = logs.logger()
+	opts.Repair = true
 	db = mustOpenAt(t, path, opts)
 	os, err := db.Overrides()
 	require.NoError(t, err)
 	assert.Equal(t, []storage.Override{{NS: def, Key: "ann", Limits: five}}, os)
-	assert.Equal(t, 2, strings.Count(logs.String(), "skipping unreadable override"))
+	assert.Equal(t, 2, strings.Count(logs.String(), "storage: repair: dropped override"))
+	assert.Contains(t, logs.String(), `key \"bad\" under policy \"default\"`)
 }
 
 func keysOf[V any](m map[string]V) []string {

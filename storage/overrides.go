@@ -48,6 +48,11 @@ func (db *DB) Overrides() ([]Override, error) {
 				db.log.Warn("storage: skipping unreadable override", "id", string(k))
 				return nil
 			}
+			v, err := unseal(k, v)
+			if err != nil {
+				db.log.Warn("storage: skipping unreadable override", "id", string(k), "err", err)
+				return nil
+			}
 			e, err := decode(v)
 			if err != nil || len(e.subs) != 1 {
 				db.log.Warn("storage: skipping unreadable override", "id", string(k), "err", err)
@@ -91,17 +96,27 @@ func (db *DB) writeOverride(ns Namespace, key string, limits []bucket.Limit) err
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
 	err := db.disk.Update(func(tx *bolt.Tx) error {
+		sl, err := newSealer(tx)
+		if err != nil {
+			return err
+		}
 		b := tx.Bucket(overridesName)
 		id := overrideID(ns, key)
 		if limits == nil {
-			return b.Delete(id)
+			if err := sl.delete(b, &sl.d.overrides, id); err != nil {
+				return err
+			}
+			return sl.done()
 		}
 		e := newEntry(key)
 		s := e.add(ns, limits)
 		for i, l := range limits {
 			s.states[i] = bucket.State{Tokens: l.Capacity}
 		}
-		return b.Put(id, encode(nil, e))
+		if err := sl.put(b, &sl.d.overrides, id, encode(nil, e)); err != nil {
+			return err
+		}
+		return sl.done()
 	})
 	if err != nil {
 		return fmt.Errorf("%w: storage: override: %w", bucket.ErrNotDurable, err)

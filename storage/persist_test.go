@@ -242,7 +242,11 @@ func writePage(t *testing.T, path string, id uint16, recs map[string][]byte, tai
 			page = binary.LittleEndian.AppendUint32(page, uint32(len(v)))
 			page = append(page, v...)
 		}
-		return tx.Bucket(storage.PagesName).Put(storage.PageKey(id), append(page, tail...))
+		key := storage.PageKey(id)
+		if err := tx.Bucket(storage.PagesName).Put(key, storage.Seal(key, append(page, tail...))); err != nil {
+			return err
+		}
+		return storage.Retally(tx)
 	}))
 }
 
@@ -269,7 +273,7 @@ func writePages(t *testing.T, db *storage.DB, path string, recs map[string][]byt
 	}
 }
 
-func TestCorruptRecordsAreSkipped(t *testing.T) {
+func TestUnreadableRecordsAreRefusedOrRepaired(t *testing.T) {
 	good := func(tokens bucket.Tokens) []byte {
 		return storage.EncodeRecord(storage.Record{NS: def, Limits: five, States: []bucket.State{{Tokens: tokens, At: t0.UnixNano()}}, Updated: t0.UnixNano()})
 	}
@@ -291,9 +295,18 @@ func TestCorruptRecordsAreSkipped(t *testing.T) {
 	// with 1 left.
 	writePages(t, mustOpenAt(t, path, testOptions(storetest.NewClock(t0))), path, recs, "good", []byte{5, 'x'})
 
+	// The pages' checksums match (they were written so): unreadable
+	// records in them are refused, naming the page and the keys.
+	_, err := storage.Open(path, testOptions(storetest.NewClock(t0)))
+	require.ErrorIs(t, err, storage.ErrDamaged)
+	assert.Contains(t, err.Error(), path)
+	assert.Contains(t, err.Error(), "unreadable records")
+
+	// Repair loads what is readable, and names every key it drops.
 	var logs logBuffer
 	opts := testOptions(storetest.NewClock(t0))
 	opts.Logger = logs.logger()
+	opts.Repair = true
 	db := mustOpenAt(t, path, opts)
 
 	assert.Equal(t, 2, dbLen(t, db))
@@ -308,11 +321,12 @@ func TestCorruptRecordsAreSkipped(t *testing.T) {
 		}
 		_, ok := peek(t, db, def, k)
 		assert.False(t, ok, k)
-		assert.Contains(t, logs.String(), "key="+k, "a warning names the skipped key")
+		assert.Contains(t, logs.String(), fmt.Sprintf(`key \"%s\"`, k), "a warning names the dropped key")
 	}
-	assert.Contains(t, logs.String(), fmt.Sprintf("page=%04x", storage.PageOf(db, "good")), "a warning names the unreadable page")
-	assert.Equal(t, len(recs)-2+1, strings.Count(logs.String(), "level=WARN"))
-	assert.Contains(t, logs.String(), `msg="storage: loaded" keys=2 refilled=0 unreadable=8`)
+	assert.Contains(t, logs.String(), fmt.Sprintf("page %04x", storage.PageOf(db, "good"))+": its checksum matches, but it holds unreadable records",
+		"a warning names the unreadable page")
+	assert.Contains(t, logs.String(), "the rest of the page", "the page cut short")
+	assert.Contains(t, logs.String(), "repaired the data file")
 
 	// A skipped key works as a new, full bucket, and the next flush of its
 	// page replaces the corrupt record; so for the page cut short.
@@ -364,7 +378,10 @@ func TestLoadFirstFormatFile(t *testing.T) {
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	require.NoError(t, err)
 	require.NoError(t, bdb.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(storage.MetaName).Delete(storage.ClockKey)
+		if err := tx.Bucket(storage.MetaName).Delete(storage.ClockKey); err != nil {
+			return err
+		}
+		return storage.Retally(tx)
 	}))
 	require.NoError(t, bdb.Close())
 
