@@ -90,14 +90,27 @@ func (l *Limiter) LastSave() time.Time { return l.store.LastSave() }
 // to w. The error wraps errors.ErrUnsupported for a store that keeps no
 // file of its own.
 func (l *Limiter) Backup(w io.Writer) error {
-	b, ok := l.store.(interface {
-		Backup(io.Writer) (int64, error)
-	})
+	b, ok := l.store.(backuper)
 	if !ok {
-		return fmt.Errorf("limiter: backup: %w", errors.ErrUnsupported)
+		return l.CanBackup()
 	}
 	_, err := b.Backup(w)
 	return err
+}
+
+// backuper is a store that can copy its state as one data file.
+type backuper interface {
+	Backup(io.Writer) (int64, error)
+}
+
+// CanBackup returns nil if the store can make a backup (Backup), else an
+// error wrapping errors.ErrUnsupported: the Redis store keeps no data file
+// of bucketd's; Redis's own persistence (BGSAVE, AOF) backs it up.
+func (l *Limiter) CanBackup() error {
+	if _, ok := l.store.(backuper); !ok {
+		return fmt.Errorf("backup: the store keeps no data file of bucketd's; back up Redis itself (BGSAVE, AOF): %w", errors.ErrUnsupported)
+	}
+	return nil
 }
 
 // Evicted returns how many keys the store evicted to stay within its

@@ -105,6 +105,9 @@ func (s *Server) apiKeys(c *fiber.Ctx) error {
 // before the answer starts, so that its failure is a status, not a cut
 // body.
 func (s *Server) apiBackup(c *fiber.Ctx) error {
+	if err := s.lim.CanBackup(); err != nil { // before a status is sent
+		return err
+	}
 	if err := s.lim.Save(); err != nil {
 		return err
 	}

@@ -255,3 +255,19 @@ func TestBackupOfAClosedStore(t *testing.T) {
 	require.NoError(t, e.db.Close())
 	assert.Equal(t, http.StatusServiceUnavailable, get(t, s, "/v1/backup").status)
 }
+
+// noFileStore is the embedded store seen only through storage.Store, as
+// the Redis store is: it keeps no data file that Backup could copy.
+type noFileStore struct{ storage.Store }
+
+// TestBackupOfAStoreWithoutAFile is 501 with a JSON error, before any body
+// is sent: not a 200 with an empty file.
+func TestBackupOfAStoreWithoutAFile(t *testing.T) {
+	e := newEnv(t)
+	lim, err := limiter.New(noFileStore{e.db}, limiter.Options{})
+	require.NoError(t, err)
+	r := get(t, New(lim, Config{}), "/v1/backup")
+	assert.Equal(t, http.StatusNotImplemented, r.status)
+	assert.Contains(t, r.body, "keeps no data file")
+	assert.Contains(t, r.body, `"error"`)
+}

@@ -107,6 +107,8 @@ func describe(err error) (status int, field, msg string) {
 		return fiber.StatusServiceUnavailable, "", "the data file cannot be written: the take was made and its tokens stay spent, but it is not on disk yet"
 	case errors.Is(err, bucket.ErrStoreUnavailable):
 		return fiber.StatusServiceUnavailable, "", "the store (Redis) is unreachable or slower than --store-timeout; the policy fails closed, so nothing was taken"
+	case errors.Is(err, errors.ErrUnsupported):
+		return fiber.StatusNotImplemented, "", "not supported by this store: " + err.Error()
 	case errors.As(err, &fe):
 		// Fiber's own messages may quote the request ("Cannot GET /x"):
 		// answer with the status text instead.

@@ -77,6 +77,9 @@ type Limiter interface {
 	Save() error
 	// Backup writes a consistent copy of the state, as one data file, to w.
 	Backup(w io.Writer) error
+	// CanBackup returns nil if Backup can write a copy, else an error
+	// wrapping errors.ErrUnsupported (a store that keeps no data file).
+	CanBackup() error
 	// Watcher is what the dashboard needs: the keys refused most, status.
 	Watcher
 }
