@@ -22,9 +22,11 @@ type monitor struct {
 	wake chan struct{} // one pending wake-up at most
 }
 
-// startMonitor makes c a monitor: its writer runs until c closes.
-func (s *Server) startMonitor(c *conn) {
-	m := &monitor{c: c, wake: make(chan struct{}, 1)}
+// startMonitor makes c a monitor, whose stream starts with first: its
+// writer runs until c closes.
+func (s *Server) startMonitor(c *conn, first []byte) {
+	m := &monitor{c: c, wake: make(chan struct{}, 1), buf: first}
+	m.wake <- struct{}{}
 	s.monMu.Lock()
 	s.mons = append(s.mons, m)
 	s.nmon.Store(int32(len(s.mons)))
@@ -173,11 +175,13 @@ func cmdMonitor(c *conn, args [][]byte) {
 	if c.mon != nil {
 		return // Redis ignores a second MONITOR
 	}
-	c.ok()
-	// The +OK goes before any line of the stream.
+	// The replies before MONITOR go first; then the monitor is registered
+	// with its +OK as the first bytes of its stream, so that every command
+	// run once the client has read +OK is shown (registering after writing
+	// +OK would miss the commands run in between).
 	if err := c.write(); err != nil {
 		c.quit = true
 		return
 	}
-	c.s.startMonitor(c)
+	c.s.startMonitor(c, []byte("+OK\r\n"))
 }

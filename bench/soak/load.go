@@ -24,7 +24,7 @@ const (
 	opJSON              // HTTP POST /v1/take
 	opResp              // RESP CL.THROTTLE, one connection
 	opRespNew           // RESP CL.THROTTLE, reconnecting every reconnectEvery commands
-	opTx                // RESP MULTI/EXEC (hook: see txWorker)
+	opTx                // RESP MULTI/EXEC (txWorker)
 	numOps
 )
 
@@ -185,11 +185,8 @@ func respWorker(ctx context.Context, rec *recorder, addr string, id int, interva
 	})
 }
 
-// txWorker is the hook for transactions: MULTI, two CL.THROTTLE and an
-// HGETALL, EXEC, through go-redis's TxPipelined. It runs only with -tx,
-// once bucketd has MULTI/EXEC (issue 9, item 1; not on main when this was
-// written). Without it, the commands between MULTI and EXEC would run
-// outside any transaction.
+// txWorker runs transactions: MULTI, two CL.THROTTLE and an HGETALL,
+// EXEC, through go-redis's TxPipelined (-tx, on by default).
 func txWorker(ctx context.Context, rec *recorder, addr string, id int, interval time.Duration) {
 	c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 1, MaxRetries: -1})
 	defer c.Close()

@@ -6,8 +6,8 @@
 // connection each time, JSON POST /v1/take, RESP CL.THROTTLE on one
 // connection and on connections remade every 50 commands, all over keys
 // that churn (each used 20 times, then never again, so new buckets keep
-// coming and refilled ones are swept). With -tx, also MULTI/EXEC through
-// go-redis's TxPipelined (a hook until bucketd has transactions).
+// coming and refilled ones are swept), and MULTI/EXEC through go-redis's
+// TxPipelined (-tx=false leaves them out).
 //
 // It reports, at the start (after a warm-up) and at the end: RSS, threads
 // and open files (from /proc/PID), goroutines (from /metrics, when bucketd
@@ -49,7 +49,7 @@ func run() error {
 	smoke := flag.Bool("smoke", false, "a 20 s run, to check that the soak works")
 	bin := flag.String("bin", "", "the bucketd binary (default: built from this module)")
 	scale := flag.Float64("scale", 1, "load multiplier (1: about 2,800 requests/s in all)")
-	tx := flag.Bool("tx", false, "also run MULTI/EXEC clients (needs bucketd with transactions)")
+	tx := flag.Bool("tx", true, "also run MULTI/EXEC clients")
 	flag.Parse()
 	if *smoke {
 		*duration = 20 * time.Second

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -144,7 +145,11 @@ func TestBinaryHTTPS(t *testing.T) {
 	assert.Equal(t, 0, p.stop(t, syscall.SIGTERM))
 	assert.Less(t, time.Since(start), shutdownBound)
 	b, err := io.ReadAll(silent)
-	assert.NoError(t, err)
+	// Closed: at EOF if bucketd had accepted it, or reset by the kernel if
+	// it was still in the listen queue when the listener closed.
+	if !errors.Is(err, syscall.ECONNRESET) {
+		assert.NoError(t, err)
+	}
 	assert.Empty(t, b)
 }
 
