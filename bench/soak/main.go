@@ -141,7 +141,7 @@ func run() error {
 
 	fmt.Println()
 	ok := true
-	for _, check := range []func(*bucketd) (string, bool, error){exactHTTP, exactRESP} {
+	for _, check := range []func(*bucketd) (string, bool, error){exactHTTP, exactRESP, exactTx} {
 		line, pass, err := check(b)
 		if err != nil {
 			return err
@@ -256,4 +256,56 @@ func verdict(ok bool) string {
 		return "OK"
 	}
 	return "FAIL"
+}
+
+// exactTx is the exactness check of transactions: 1500 MULTI / EXEC of two
+// CL.THROTTLE of one key from 8 clients at once: exactly 1000 of the 3000
+// calls are allowed, and within an EXEC no other client's take comes
+// between its two (the second sees one token less than the first).
+func exactTx(b *bucketd) (string, bool, error) {
+	key := fmt.Sprintf("exact-tx-%d", time.Now().UnixNano())
+	ctx := context.Background()
+	var allowed, denied, failed, interleaved atomic.Int64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range exactClients {
+		wg.Go(func() {
+			c := redis.NewClient(&redis.Options{Addr: b.respAddr, PoolSize: 1, MaxRetries: -1})
+			defer c.Close()
+			for next.Add(2) <= exactTakes {
+				var cmds [2]*redis.Cmd
+				_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					for i := range cmds {
+						cmds[i] = p.Do(ctx, "CL.THROTTLE", key, exactAllowed-1, 1, 86400)
+					}
+					return nil
+				})
+				if err != nil {
+					failed.Add(2)
+					continue
+				}
+				var rem [2]int64
+				for i, cmd := range cmds {
+					r, err := cmd.Int64Slice()
+					switch {
+					case err != nil || len(r) != 5:
+						failed.Add(1)
+					case r[0] == 0:
+						allowed.Add(1)
+						rem[i] = r[2]
+					default:
+						denied.Add(1)
+						rem[i] = -1
+					}
+				}
+				if rem[0] > 0 && rem[1] >= 0 && rem[1] != rem[0]-1 {
+					interleaved.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	pass := allowed.Load() == exactAllowed && denied.Load() == exactTakes-exactAllowed && failed.Load() == 0 && interleaved.Load() == 0
+	return fmt.Sprintf("exactness, RESP MULTI/EXEC:      %d calls, %d allowed (want %d), %d denied, %d failed, %d interleaved: %s",
+		exactTakes, allowed.Load(), exactAllowed, denied.Load(), failed.Load(), interleaved.Load(), verdict(pass)), pass, nil
 }
