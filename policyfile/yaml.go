@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/bucketd/bucketd/internal/yamlnode"
+
 	yaml "go.yaml.in/yaml/v4"
 )
 
@@ -106,29 +108,9 @@ func (p *parser) entries(n *yaml.Node, path string) []entry {
 	return out
 }
 
-// deref returns the node an alias (*name) stands for. The walk goes only as
-// deep as the format, so even an alias to its own ancestor ends.
-func deref(n *yaml.Node) *yaml.Node {
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		return n.Alias
-	}
-	return n
-}
-
-// isNull reports whether n is an empty value: "key:" with nothing after it,
-// "~" or "null".
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-func kindName(k yaml.Kind) string {
-	switch k {
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "list"
-	case yaml.AliasNode:
-		return "alias"
-	}
-	return "value"
-}
+// The helpers shared with the other YAML format.
+var (
+	deref    = yamlnode.Deref
+	isNull   = yamlnode.IsNull
+	kindName = yamlnode.KindName
+)

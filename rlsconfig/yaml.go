@@ -3,6 +3,8 @@ package rlsconfig
 import (
 	"strings"
 
+	"github.com/bucketd/bucketd/internal/yamlnode"
+
 	yaml "go.yaml.in/yaml/v4"
 )
 
@@ -78,27 +80,9 @@ func (p *parser) entries(n *yaml.Node, field string) []entry {
 	return out
 }
 
-func deref(n *yaml.Node) *yaml.Node {
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		return n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-func kindName(k yaml.Kind) string {
-	switch k {
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "list"
-	case yaml.AliasNode:
-		return "alias"
-	case yaml.DocumentNode:
-		return "document"
-	}
-	return "value"
-}
+// The helpers shared with the other YAML format.
+var (
+	deref    = yamlnode.Deref
+	isNull   = yamlnode.IsNull
+	kindName = yamlnode.KindName
+)
