@@ -209,7 +209,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	}
 	var rlsSrv *rlsfront.Server
 	if grpcLn != nil {
-		rlsSrv = rlsfront.New(lim, rlsfront.Config{Logger: log})
+		rlsSrv = rlsfront.New(lim, rlsfront.Config{Logger: log, Metrics: met})
 		go func() { errc <- wrap("grpc", rlsSrv.Serve(grpcLn)) }()
 	}
 	var metricsSrv *http.Server

@@ -30,9 +30,10 @@ const (
 	FrontJSON = "json" // POST /v1/take and /v1/batch
 	FrontRESP = "resp" // BUCKET.TAKE
 	FrontCell = "cell" // CL.THROTTLE
+	FrontGRPC = "grpc" // Envoy's ShouldRateLimit, under policy "rls:DOMAIN"
 )
 
-var fronts = [...]string{FrontHTTP, FrontJSON, FrontRESP, FrontCell}
+var fronts = [...]string{FrontHTTP, FrontJSON, FrontRESP, FrontCell, FrontGRPC}
 
 // The outcomes of a decision, as the outcome label names them.
 const (
@@ -84,7 +85,7 @@ func New(opts Options) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bucketd_decisions_total",
-		Help: "Takes decided (cost > 0), by policy (empty for CL.THROTTLE), front (http, json, resp, cell) and outcome (allowed, limited, shadow_limited).",
+		Help: "Takes decided (cost > 0), by policy (empty for CL.THROTTLE), front (http, json, resp, cell, grpc) and outcome (allowed, limited, shadow_limited).",
 	}, []string{"policy", "front", "outcome"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "bucketd_decision_duration_seconds",
@@ -142,6 +143,8 @@ func (m *Metrics) Decision(front, policy string, allowed, shadow bool, d time.Du
 		f = &m.front[2]
 	case FrontCell:
 		f = &m.front[3]
+	case FrontGRPC:
+		f = &m.front[4]
 	default:
 		return
 	}
@@ -191,6 +194,9 @@ func (m *Metrics) Policies(names []string) {
 		if f.name == FrontCell {
 			m.resolve(f, "")
 			continue
+		}
+		if f.name == FrontGRPC {
+			continue // its policies are RLS domains, resolved at their first take
 		}
 		for _, n := range names {
 			m.resolve(f, n)

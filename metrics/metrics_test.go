@@ -76,7 +76,7 @@ func TestDecisionsByPolicyFrontAndOutcome(t *testing.T) {
 	m.Decision(metrics.FrontJSON, "free", false, true, time.Millisecond)
 	m.Decision(metrics.FrontRESP, "paid", true, true, time.Millisecond) // allowed by the limits: not shadow_limited
 	m.Decision(metrics.FrontCell, "", false, false, time.Millisecond)
-	m.Decision("grpc", "free", true, false, time.Millisecond) // no such front: not counted
+	m.Decision("smtp", "free", true, false, time.Millisecond) // no such front: not counted
 	fams := scrape(t, m)
 	for _, c := range []struct {
 		policy, front, outcome string
@@ -92,7 +92,7 @@ func TestDecisionsByPolicyFrontAndOutcome(t *testing.T) {
 	} {
 		assert.Equal(t, c.want, value(t, fams, "bucketd_decisions_total", "policy", c.policy, "front", c.front, "outcome", c.outcome), "%+v", c)
 	}
-	_, ok := sample(fams, "bucketd_decisions_total", "front", "grpc")
+	_, ok := sample(fams, "bucketd_decisions_total", "front", "smtp")
 	assert.False(t, ok)
 	assert.Equal(t, 3.0, value(t, fams, "bucketd_decision_duration_seconds", "front", "http"))
 	assert.Equal(t, 1.0, value(t, fams, "bucketd_decision_duration_seconds", "front", "cell"))

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"time"
 
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"google.golang.org/grpc"
@@ -42,14 +43,24 @@ type Config struct {
 	Logger *slog.Logger
 	// Options are added to the gRPC server's (TLS credentials, keepalive).
 	Options []grpc.ServerOption
+	// Metrics, if not nil, counts each request that a rule applied to as a
+	// decision of front "grpc" under policy "rls:DOMAIN".
+	Metrics Metrics
+}
+
+// Metrics counts decisions: allowed, refused, or refused by shadow-mode
+// rules only (answered OK); d is the time the limiter took.
+type Metrics interface {
+	Decision(front, policy string, allowed, shadow bool, d time.Duration)
 }
 
 // Server serves the rate limit service, health and reflection.
 type Server struct {
-	lim    Limiter
-	log    *slog.Logger
-	grpc   *grpc.Server
-	health *health.Server
+	lim     Limiter
+	metrics Metrics
+	log     *slog.Logger
+	grpc    *grpc.Server
+	health  *health.Server
 }
 
 // serviceName is the rate limit service's full name, as health checks
@@ -61,7 +72,7 @@ func New(lim Limiter, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{lim: lim, log: cfg.Logger, grpc: grpc.NewServer(cfg.Options...), health: health.NewServer()}
+	s := &Server{lim: lim, metrics: cfg.Metrics, log: cfg.Logger, grpc: grpc.NewServer(cfg.Options...), health: health.NewServer()}
 	rlsv3.RegisterRateLimitServiceServer(s.grpc, &service{s: s})
 	healthpb.RegisterHealthServer(s.grpc, &healthService{Server: s.health, lim: lim})
 	reflection.Register(s.grpc)
@@ -125,9 +136,20 @@ type service struct {
 
 // ShouldRateLimit implements the rate limit service.
 func (svc *service) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
+	start := time.Now()
 	res, err := svc.s.lim.ShouldRateLimit(toRequest(req))
 	if err != nil {
 		return nil, svc.s.statusOf(err)
+	}
+	if m := svc.s.metrics; m != nil {
+		ruled, shadow := false, false
+		for _, st := range res.Statuses {
+			ruled = ruled || (st.Rule != nil && !st.Unlimited)
+			shadow = shadow || st.Shadow
+		}
+		if ruled {
+			m.Decision("grpc", "rls:"+req.GetDomain(), !res.Over && !shadow, !res.Over && shadow, time.Since(start))
+		}
 	}
 	return toResponse(res), nil
 }
@@ -139,7 +161,7 @@ func (s *Server) statusOf(err error) error {
 	switch {
 	case errors.Is(err, bucket.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, bucket.ErrClosed), errors.Is(err, bucket.ErrNotDurable):
+	case errors.Is(err, bucket.ErrClosed), errors.Is(err, bucket.ErrNotDurable), errors.Is(err, bucket.ErrStoreUnavailable):
 		s.log.Warn("rls: answering unavailable", "err", err)
 		return status.Error(codes.Unavailable, err.Error())
 	}

@@ -11,6 +11,7 @@ import (
 	commonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/bucketd/bucketd/limiter"
+	"github.com/bucketd/bucketd/metrics"
 	"github.com/bucketd/bucketd/rlsconfig"
 	"github.com/bucketd/bucketd/rlsfront"
 	"github.com/bucketd/bucketd/storage"
@@ -31,6 +33,12 @@ import (
 // examples, and returns a client connection, the clock and the store.
 func start(t *testing.T) (*grpc.ClientConn, *storetest.Clock, *storage.DB) {
 	t.Helper()
+	return startWith(t, rlsfront.Config{})
+}
+
+// startWith is start with the front's configuration cfg.
+func startWith(t *testing.T, fcfg rlsfront.Config) (*grpc.ClientConn, *storetest.Clock, *storage.DB) {
+	t.Helper()
 	c := storetest.NewClock(storetest.T0)
 	db, err := storage.Open(filepath.Join(t.TempDir(), "b.db"), storage.Options{Clock: c, SyncInterval: time.Hour})
 	require.NoError(t, err)
@@ -40,7 +48,7 @@ func start(t *testing.T) (*grpc.ClientConn, *storetest.Clock, *storage.DB) {
 	cfg, err := rlsconfig.Load(filepath.Join("..", "testdata", "rls", "readme"))
 	require.NoError(t, err)
 	lim.SetRLSConfig(cfg)
-	srv := rlsfront.New(lim, rlsfront.Config{})
+	srv := rlsfront.New(lim, fcfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	done := make(chan error, 1)
@@ -199,4 +207,41 @@ func TestShadowAnswersOKWithoutFields(t *testing.T) {
 	require.Equal(t, rlsv3.RateLimitResponse_OK, resp.GetStatuses()[0].GetCode())
 	require.Equal(t, uint32(0), resp.GetStatuses()[0].GetLimitRemaining(), "the 11th found the bucket empty")
 	require.Empty(t, resp.GetResponseHeadersToAdd())
+}
+
+// TestMetricsCountRequests: each request a rule applied to is one decision
+// of front "grpc" under policy "rls:DOMAIN": allowed, limited, or
+// shadow_limited when only a shadow-mode rule refused; a request no rule
+// applied to is not counted.
+func TestMetricsCountRequests(t *testing.T) {
+	m := metrics.New(metrics.Options{})
+	conn, _, _ := startWith(t, rlsfront.Config{Metrics: m})
+	rls := rlsv3.NewRateLimitServiceClient(conn)
+	ask := func(domain string, ds ...*commonv3.RateLimitDescriptor) {
+		t.Helper()
+		_, err := rls.ShouldRateLimit(context.Background(), &rlsv3.RateLimitRequest{Domain: domain, Descriptors: ds})
+		require.NoError(t, err)
+	}
+	for range 7 { // 5 a day: 5 allowed, 2 limited
+		ask("messaging", descriptor("message_type", "marketing", "to_number", "1"))
+	}
+	ask("messaging", descriptor("other", "x")) // no rule: not counted
+	got := map[string]float64{}
+	mfs, err := m.Registry().Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "bucketd_decisions_total" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range mt.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["front"] == "grpc" {
+				got[l["policy"]+" "+l["outcome"]] = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	assert.Equal(t, map[string]float64{"rls:messaging allowed": 5, "rls:messaging limited": 2, "rls:messaging shadow_limited": 0}, got)
 }
