@@ -27,6 +27,12 @@ keys=$(redis-cli -p "$port" DBSIZE)
 rss=$(field RssAnon status)
 echo "live buckets: $keys; RssAnon: $rss kB; $((rss * 1024 / keys)) B per bucket"
 echo "large store ($keys keys): $(latency 1000000)"
+# The same takes while checkpoints run back to back (SAVE makes one; the
+# takes dirty pages all over the table, so each writes many of them).
+saves=$data/saves
+( n=0; while [ ! -e "$data/stop" ]; do redis-cli -p "$port" SAVE >/dev/null; n=$((n + 1)); echo $n >"$saves"; done ) &
+echo "large store, checkpoints back to back: $(latency 1000000) ($(cat "$saves" 2>/dev/null || echo 0) checkpoints during the run)"
+touch "$data/stop"; wait $!
 
 before=$(field write_bytes io)
 rb -c 5 -P 1 -r 1000000 -n 80000 -q CL.THROTTLE "k:__rand_int__" 100 1 3600 >/dev/null
