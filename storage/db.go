@@ -177,9 +177,10 @@ type DB struct {
 	health   atomic.Pointer[error] // the last checkpoint's failure; nil when it succeeded
 	logErr   atomic.Pointer[error] // the last write of the log's failure; nil when it succeeded
 
-	flushMu sync.Mutex  // serializes flushes and override writes, so disk writes stay in order
-	arena   []byte      // the pages of the last flush, reused; guarded by flushMu
-	writes  []pageWrite // the same
+	flushMu sync.Mutex            // serializes flushes and override writes, so disk writes stay in order
+	arena   []byte                // the pages of the last flush, reused; guarded by flushMu
+	writes  []pageWrite           // the same
+	pageBuf [pagesPerShard][]byte // one shard's pages being encoded, reused; guarded by flushMu
 
 	mu        sync.Mutex // guards pending, finalized and finalErr
 	pending   *flushWait // the flush that will carry changes made now
