@@ -304,6 +304,18 @@ func (db *DB) now() int64 {
 	return db.epochWall + int64(db.clock.Mono()-db.epochMono)
 }
 
+// nowOffset returns now() and wallOffset() at that instant, from one
+// reading of a clock that reads both at once (the system clock's time.Now).
+func (db *DB) nowOffset() (int64, int64) {
+	if c, ok := db.clock.(wallMonoClock); ok {
+		w, m := c.wallMono()
+		t := db.epochWall + int64(m-db.epochMono)
+		return t, w - t
+	}
+	t := db.now()
+	return t, db.clock.Wall().UnixNano() - t
+}
+
 // wallOffset returns the offset from the timeline to wall time now.
 func (db *DB) wallOffset() int64 {
 	return db.clock.Wall().UnixNano() - db.now()
