@@ -57,19 +57,23 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// timer starts timing a take for the metrics or the access log; the zero
-// time when neither wants it.
-func (c *conn) timer() time.Time {
+// timer starts timing a take for the metrics or the access log: a reading
+// of the monotonic clock only (time.Now reads the wall clock too), 0 when
+// neither wants it.
+func (c *conn) timer() time.Duration {
 	if c.s.cfg.Metrics == nil && !c.logging {
-		return time.Time{}
+		return 0
 	}
-	return time.Now()
+	return time.Since(monoOrigin)
 }
+
+// monoOrigin is the origin of timer's readings.
+var monoOrigin = time.Now()
 
 // observe reports a take to the metrics as the limiter counts it: one of
 // cost > 0 that was decided, whether or not it reached the disk. It notes
 // the outcome for the access log line.
-func (c *conn) observe(front string, policy string, cost bucket.Tokens, allowed, shadow bool, err error, start time.Time) {
+func (c *conn) observe(front string, policy string, cost bucket.Tokens, allowed, shadow bool, err error, start time.Duration) {
 	if cost <= 0 || err != nil && !errors.Is(err, bucket.ErrNotDurable) {
 		return
 	}
@@ -82,7 +86,7 @@ func (c *conn) observe(front string, policy string, cost bucket.Tokens, allowed,
 		c.decision = "limited"
 	}
 	if m := c.s.cfg.Metrics; m != nil {
-		m.Decision(front, policy, allowed, shadow, time.Since(start))
+		m.Decision(front, policy, allowed, shadow, time.Since(monoOrigin)-start)
 	}
 }
 

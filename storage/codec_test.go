@@ -354,3 +354,39 @@ func FuzzDecode(f *testing.F) {
 		require.Equal(t, out, encode(nil, again))
 	})
 }
+
+// TestAppendPagesMatchesAppendPage: the checkpoint's one pass over a shard
+// (appendPages) encodes each wanted page exactly as appendPage does alone,
+// entries in the same order, and leaves the other pages untouched.
+func TestAppendPagesMatchesAppendPage(t *testing.T) {
+	tb := newTable(1)
+	t.Cleanup(tb.free)
+	s := &tb.shards[0]
+	i := 0
+	for pg := range pagesPerShard {
+		for name, e := range codecEntries() {
+			e.key = fmt.Sprintf("%s-%d-%d", name, pg, i)
+			i++
+			putEntry(tb, s, pg, e)
+		}
+	}
+	for _, want := range []uint16{1<<pagesPerShard - 1, 1 << 3, 0b1010_0000_0101_0010, 0} {
+		var pages [pagesPerShard][]byte
+		pages[7] = []byte("kept")
+		s.appendPages(&pages, want, tb.specs)
+		for pg := range pagesPerShard {
+			alone := s.appendPage(nil, pg, tb.specs)
+			require.NotEmpty(t, alone, "page %d has entries", pg)
+			switch {
+			case want&(1<<pg) != 0 && pg == 7:
+				assert.Equal(t, append([]byte("kept"), alone...), pages[pg], "page %d appended to", pg)
+			case want&(1<<pg) != 0:
+				assert.Equal(t, alone, pages[pg], "page %d of %016b", pg, want)
+			case pg == 7:
+				assert.Equal(t, []byte("kept"), pages[pg], "page %d untouched", pg)
+			default:
+				assert.Empty(t, pages[pg], "page %d not wanted in %016b", pg, want)
+			}
+		}
+	}
+}

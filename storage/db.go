@@ -177,9 +177,10 @@ type DB struct {
 	health   atomic.Pointer[error] // the last checkpoint's failure; nil when it succeeded
 	logErr   atomic.Pointer[error] // the last write of the log's failure; nil when it succeeded
 
-	flushMu sync.Mutex  // serializes flushes and override writes, so disk writes stay in order
-	arena   []byte      // the pages of the last flush, reused; guarded by flushMu
-	writes  []pageWrite // the same
+	flushMu sync.Mutex            // serializes flushes and override writes, so disk writes stay in order
+	arena   []byte                // the pages of the last flush, reused; guarded by flushMu
+	writes  []pageWrite           // the same
+	pageBuf [pagesPerShard][]byte // one shard's pages being encoded, reused; guarded by flushMu
 
 	mu        sync.Mutex // guards pending, finalized and finalErr
 	pending   *flushWait // the flush that will carry changes made now
@@ -301,6 +302,18 @@ func (db *DB) openLog() error {
 // time at Open plus the monotonic time elapsed since.
 func (db *DB) now() int64 {
 	return db.epochWall + int64(db.clock.Mono()-db.epochMono)
+}
+
+// nowOffset returns now() and wallOffset() at that instant, from one
+// reading of a clock that reads both at once (the system clock's time.Now).
+func (db *DB) nowOffset() (int64, int64) {
+	if c, ok := db.clock.(wallMonoClock); ok {
+		w, m := c.wallMono()
+		t := db.epochWall + int64(m-db.epochMono)
+		return t, w - t
+	}
+	t := db.now()
+	return t, db.clock.Wall().UnixNano() - t
 }
 
 // wallOffset returns the offset from the timeline to wall time now.

@@ -246,13 +246,23 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 		if sweep {
 			s.sweepLocked(db.now(), db.table.specs)
 		}
-		for pg := range pagesPerShard {
-			if s.dirty&(1<<pg) == 0 {
-				continue
+		if s.dirty != 0 {
+			pages := &db.pageBuf
+			for pg := range pages {
+				pages[pg] = pages[pg][:0]
 			}
-			start := len(arena)
-			arena = s.appendPage(arena, pg, db.table.specs)
-			writes = append(writes, pageWrite{id: uint16(i*pagesPerShard + pg), off: start, end: len(arena)})
+			s.appendPages(pages, s.dirty, db.table.specs) // one pass over the shard
+			for pg := range pagesPerShard {
+				if s.dirty&(1<<pg) == 0 {
+					continue
+				}
+				start := len(arena)
+				arena = append(arena, pages[pg]...)
+				writes = append(writes, pageWrite{id: uint16(i*pagesPerShard + pg), off: start, end: len(arena)})
+				if cap(pages[pg]) > checkpointBatch {
+					pages[pg] = nil // after a huge shard, do not keep its buffer
+				}
+			}
 		}
 		s.dirty = 0
 		s.mu.Unlock()

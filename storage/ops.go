@@ -15,7 +15,7 @@ var _ Store = (*DB)(nil)
 
 // Take implements Store. key must be 1 to 32768 bytes (bbolt's limit).
 func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {
-	s, h, t, err := db.lockKey(ns, key, limits, each)
+	s, h, t, off, err := db.lockKey(ns, key, limits, each)
 	if err != nil {
 		return bucket.Decision{}, err
 	}
@@ -50,26 +50,28 @@ func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.
 	b = sub{ns: ns, limits: limits, states: states}
 	b.touch(t, d.ResetAfter)
 	db.table.store(s, h, key, r, first, slot, ns, limits, states, b.updated, b.fullAt)
-	s.buf = appendPut(s.buf[:0], key, &b, db.clock.Wall().UnixNano()-t) // the wall offset, from the instant already read
+	s.buf = appendPut(s.buf[:0], key, &b, off)
 	seq, err := db.journalLocked(s.buf)
 	s.mu.Unlock()
 	return d, db.durable(seq, err)
 }
 
 // lockKey checks the arguments of a change of (ns, key), locks key's shard
-// and returns it, the key's hash and the instant now. On an error nothing
-// is locked.
-func (db *DB) lockKey(ns Namespace, key string, limits []bucket.Limit, each []bucket.Decision) (*shard, uint64, int64, error) {
+// and returns it, the key's hash, the instant now and the offset from the
+// timeline to wall time at that instant (read with it: one clock reading
+// for both on the system clock). On an error nothing is locked.
+func (db *DB) lockKey(ns Namespace, key string, limits []bucket.Limit, each []bucket.Decision) (*shard, uint64, int64, int64, error) {
 	if err := checkArgs(ns, key, limits, each); err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	s, _, h := db.table.locate(key)
 	s.mu.Lock()
 	if db.closed.Load() {
 		s.mu.Unlock()
-		return nil, 0, 0, bucket.ErrClosed
+		return nil, 0, 0, 0, bucket.ErrClosed
 	}
-	return s, h, db.now(), nil
+	t, off := db.nowOffset()
+	return s, h, t, off, nil
 }
 
 // Peek implements Store.
@@ -118,7 +120,7 @@ func (db *DB) Peek(ns Namespace, key string, limits []bucket.Limit) (bucket.Snap
 
 // Set implements Store.
 func (db *DB) Set(ns Namespace, key string, limits []bucket.Limit, tokens bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {
-	s, h, t, err := db.lockKey(ns, key, limits, each)
+	s, h, t, off, err := db.lockKey(ns, key, limits, each)
 	if err != nil {
 		return bucket.Decision{}, err
 	}
@@ -147,7 +149,7 @@ func (db *DB) Set(ns Namespace, key string, limits []bucket.Limit, tokens bucket
 		b := sub{ns: ns, limits: limits, states: states}
 		b.touch(t, d.ResetAfter)
 		db.table.store(s, h, key, r, first, slot, ns, limits, states, b.updated, b.fullAt)
-		s.buf = appendPut(s.buf[:0], key, &b, db.clock.Wall().UnixNano()-t) // the wall offset, from the instant already read
+		s.buf = appendPut(s.buf[:0], key, &b, off)
 	}
 	seq, err := db.journalLocked(s.buf)
 	s.mu.Unlock()

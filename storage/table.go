@@ -208,6 +208,17 @@ func (e *entry) liveAt(now int64) bool {
 // uvarint len(key), key, uint32 len(record) little-endian, record (see
 // encode), the record encoded in place. s.mu must be held.
 func (s *shard) appendPage(b []byte, pg int, sp *specs) []byte {
+	var pages [pagesPerShard][]byte
+	pages[pg] = b
+	s.appendPages(&pages, 1<<pg, sp)
+	return pages[pg]
+}
+
+// appendPages appends to pages[pg] the stored form of page pg (as
+// appendPage) for each page pg in the bit set want, in one pass over the
+// index: a checkpoint that writes every page of a shard reads each record
+// once, not once per page. s.mu must be held.
+func (s *shard) appendPages(pages *[pagesPerShard][]byte, want uint16, sp *specs) {
 	var bk sub
 	var states [bucket.MaxLimits]bucket.State
 	for _, v := range s.index {
@@ -215,10 +226,11 @@ func (s *shard) appendPage(b []byte, pg int, sp *specs) []byte {
 			continue
 		}
 		first := int(uint32(v)) - 1
-		if pageOf(s.recs[first].hash) != pg {
+		pg := pageOf(s.recs[first].hash)
+		if want&(1<<pg) == 0 {
 			continue
 		}
-		b = appendStr(b, s.keyAt(s.recs[first].keyOff))
+		b := appendStr(pages[pg], s.keyAt(s.recs[first].keyOff))
 		// The record is encoded in place, after a length to fill in: a
 		// checkpoint is rare enough that no bucket keeps its encoding.
 		at := len(b)
@@ -228,8 +240,8 @@ func (s *shard) appendPage(b []byte, pg int, sp *specs) []byte {
 			b = appendSub(b, &bk, 0)
 		}
 		binary.LittleEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+		pages[pg] = b
 	}
-	return b
 }
 
 // decodePage calls f with each key and record of a page written by
