@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/internal/app"
 	"github.com/bucketd/bucketd/limiter"
 	"github.com/bucketd/bucketd/metrics"
 	"github.com/bucketd/bucketd/policyfile"
@@ -53,99 +54,99 @@ func main() {
 // shutdown, then shuts down in order and returns.
 func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "check" {
-		return runCheck(args[1:], stdout, stderr)
+		return app.RunCheck(args[1:], stdout, stderr)
 	}
-	cfg, err := parseConfig(args, env, stderr)
+	cfg, err := app.ParseConfig(args, env, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if cfg.version {
-		return printVersion(stdout)
+	if cfg.Version {
+		return app.PrintVersion(stdout)
 	}
-	if cfg.checkConfig != "" {
-		err := checkConfig(cfg.checkConfig, stdout)
-		if cfg.rlsConfig != "" && cfg.rlsConfig != cfg.checkConfig {
-			err = errors.Join(err, checkRLSConfig(cfg.rlsConfig, stdout))
+	if cfg.CheckConfig != "" {
+		err := app.CheckConfig(cfg.CheckConfig, stdout)
+		if cfg.RLSConfig != "" && cfg.RLSConfig != cfg.CheckConfig {
+			err = errors.Join(err, app.CheckRLSConfig(cfg.RLSConfig, stdout))
 		}
 		return err
 	}
 	var pc policyfile.Config
-	if cfg.configFile != "" {
-		if pc, err = policyfile.Load(cfg.configFile); err != nil {
+	if cfg.ConfigFile != "" {
+		if pc, err = policyfile.Load(cfg.ConfigFile); err != nil {
 			return err // before the data file is opened
 		}
 	}
 	var rc *rlsconfig.Config
-	if cfg.rlsConfig != "" {
-		if rc, err = rlsconfig.Load(cfg.rlsConfig); err != nil {
+	if cfg.RLSConfig != "" {
+		if rc, err = rlsconfig.Load(cfg.RLSConfig); err != nil {
 			return err
 		}
 	}
-	log := newLogger(cfg.logFormat, cfg.logLevel, stderr)
-	certs, err := loadCert(cfg.tlsCert, cfg.tlsKey) // before the data file is opened
+	log := app.NewLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+	certs, err := app.LoadCert(cfg.TLSCert, cfg.TLSKey) // before the data file is opened
 	if err != nil {
 		return err
 	}
 
-	db, storeInfo, err := openStore(cfg, log)
+	db, storeInfo, err := app.OpenStore(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close() // on the error paths; the clean path closes below
 	lim, err := limiter.New(db, limiter.Options{
-		Default: bucket.Limit{Capacity: cfg.capacity, Rate: cfg.rate},
+		Default: bucket.Limit{Capacity: cfg.Capacity, Rate: cfg.Rate},
 		Logger:  log,
 
-		OnStoreError: cfg.onStoreError,
+		OnStoreError: cfg.OnStoreError,
 	})
 	if err != nil {
 		return err
 	}
-	if cfg.configFile != "" {
+	if cfg.ConfigFile != "" {
 		if err := lim.SetPolicies(pc.Default, pc.Policies); err != nil {
-			return fmt.Errorf("%s: %w", cfg.configFile, err)
+			return fmt.Errorf("%s: %w", cfg.ConfigFile, err)
 		}
 	}
 	lim.SetRLSConfig(rc)
 	var reload func() error // nil without --config: nothing to reload
-	if cfg.configFile != "" {
-		reload = reloader(cfg.configFile, lim, log)
+	if cfg.ConfigFile != "" {
+		reload = app.Reloader(cfg.ConfigFile, lim, log)
 	}
-	if cfg.rlsConfig != "" { // SIGHUP and POST /v1/reload reload both
-		reload = joinReloads(reload, rlsReloader(cfg.rlsConfig, lim, log))
+	if cfg.RLSConfig != "" { // SIGHUP and POST /v1/reload reload both
+		reload = app.JoinReloads(reload, app.RLSReloader(cfg.RLSConfig, lim, log))
 	}
 
-	httpLn, err := net.Listen("tcp", cfg.httpAddr)
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
 	defer httpLn.Close()
-	warnExposed(log, "http", httpLn.Addr(), cfg.adminToken == "", "--admin-token: the admin routes are open to any client")
+	warnExposed(log, "http", httpLn.Addr(), cfg.AdminToken == "", "--admin-token: the admin routes are open to any client")
 	var respLn net.Listener
-	if cfg.respAddr != "" {
-		if respLn, err = net.Listen("tcp", cfg.respAddr); err != nil {
+	if cfg.RESPAddr != "" {
+		if respLn, err = net.Listen("tcp", cfg.RESPAddr); err != nil {
 			return fmt.Errorf("resp: %w", err)
 		}
 		defer respLn.Close()
 		if certs != nil { // rediss://, with the certificate SIGHUP reloads
-			respLn = tls.NewListener(respLn, certs.config())
+			respLn = tls.NewListener(respLn, certs.TLSConfig())
 		}
-		warnExposed(log, "resp", respLn.Addr(), cfg.requirePass == "", "--requirepass: any client may take")
-		warnExposed(log, "resp", respLn.Addr(), cfg.adminToken == "", "--admin-token: any client may FLUSHALL, DEL, CONFIG SET or SHUTDOWN")
+		warnExposed(log, "resp", respLn.Addr(), cfg.RequirePass == "", "--requirepass: any client may take")
+		warnExposed(log, "resp", respLn.Addr(), cfg.AdminToken == "", "--admin-token: any client may FLUSHALL, DEL, CONFIG SET or SHUTDOWN")
 	}
 	var grpcLn net.Listener
-	if cfg.grpcAddr != "" {
-		if grpcLn, err = net.Listen("tcp", cfg.grpcAddr); err != nil {
+	if cfg.GRPCAddr != "" {
+		if grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 			return fmt.Errorf("grpc: %w", err)
 		}
 		defer grpcLn.Close()
 	}
 	var metricsLn net.Listener
-	if cfg.metricsAddr != "" {
-		if metricsLn, err = net.Listen("tcp", cfg.metricsAddr); err != nil {
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
 		defer metricsLn.Close()
@@ -153,8 +154,8 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if cfg.store != "" {
-		go refreshOverrides(ctx, lim, cfg.refresh, log)
+	if cfg.Store != "" {
+		go app.RefreshOverrides(ctx, lim, cfg.Refresh, log)
 	}
 	// SIGHUP reloads the policies. Notify before the start line, so that a
 	// SIGHUP sent once bucketd has said it started never kills it.
@@ -163,37 +164,37 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	defer signal.Stop(hup)
 	var respSrv *respcompat.Server
 	mopts := metrics.Options{
-		Build:   buildInfo(),
-		Store:   metrics.StoreFunc(storeStats(db)),
-		MaxKeys: cfg.maxKeys,
+		Build:   app.BuildInfo(),
+		Store:   metrics.StoreFunc(app.StoreStats(db)),
+		MaxKeys: cfg.MaxKeys,
 	}
 	if respLn != nil { // respSrv is set before either front serves
 		mopts.RESP = metrics.RESPFunc(func() metrics.RESPStats { return metrics.RESPStats(respSrv.Stats()) })
 	}
 	met := metrics.New(mopts)
-	met.Policies(policyNames(lim))
+	met.Policies(app.PolicyNames(lim))
 	if reload != nil { // the new policies' counters show at 0 at once
 		r := reload
 		reload = func() error {
 			err := r()
-			met.Policies(policyNames(lim))
+			met.Policies(app.PolicyNames(lim))
 			return err
 		}
 	}
-	httpSrv := server.New(lim, server.Config{Logger: log, Reload: reload, AdminToken: cfg.adminToken,
-		Metrics: met, AccessLog: cfg.accessLog, TLS: certs.config()})
+	httpSrv := server.New(lim, server.Config{Logger: log, Reload: reload, AdminToken: cfg.AdminToken,
+		Metrics: met, AccessLog: cfg.AccessLog, TLS: certs.TLSConfig()})
 	errc := make(chan error, 4)
 	if respLn != nil {
 		respSrv = respcompat.New(lim, respcompat.Config{
 			Logger:      log,
-			RequirePass: cfg.requirePass,
-			AdminToken:  cfg.adminToken,
-			OutputLimit: cfg.outputLimit,
-			MaxClients:  cfg.maxClients,
-			IdleTimeout: cfg.idleTimeout,
+			RequirePass: cfg.RequirePass,
+			AdminToken:  cfg.AdminToken,
+			OutputLimit: cfg.OutputLimit,
+			MaxClients:  cfg.MaxClients,
+			IdleTimeout: cfg.IdleTimeout,
 			Shutdown:    cancel,
 			Metrics:     met,
-			AccessLog:   cfg.accessLog,
+			AccessLog:   cfg.AccessLog,
 			Info: func() map[string]string { // the same numbers as /metrics
 				m := met.Info()
 				for k, v := range storeInfo(lim) {
@@ -232,11 +233,11 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		grpcAddr = grpcLn.Addr().String()
 	}
 	log.Info("bucketd started",
-		"http", httpLn.Addr().String(), "resp", resp, "data", cmp.Or(redacted(cfg.store), cfg.data),
-		"capacity", cfg.capacity.String(), "rate", cfg.rate.String(),
-		"sync", cfg.sync.String(), "sync_interval", cfg.syncInterval.String(),
-		"config", cmp.Or(cfg.configFile, "none"), "tls", certs != nil, policies(lim),
-		"grpc", grpcAddr, "rls_config", cmp.Or(cfg.rlsConfig, "none"), rlsDomains(rc))
+		"http", httpLn.Addr().String(), "resp", resp, "data", cmp.Or(app.Redacted(cfg.Store), cfg.Data),
+		"capacity", cfg.Capacity.String(), "rate", cfg.Rate.String(),
+		"sync", cfg.Sync.String(), "sync_interval", cfg.SyncInterval.String(),
+		"config", cmp.Or(cfg.ConfigFile, "none"), "tls", certs != nil, app.Policies(lim),
+		"grpc", grpcAddr, "rls_config", cmp.Or(cfg.RLSConfig, "none"), app.RLSDomains(rc))
 
 	var serveErr error
 serve:
@@ -248,7 +249,7 @@ serve:
 			break serve
 		case <-hup:
 			if certs != nil {
-				certs.reload(log) // it logs its outcome
+				certs.Reload(log) // it logs its outcome
 			}
 			if reload != nil {
 				_ = reload() // it logs its outcome
@@ -258,7 +259,7 @@ serve:
 		}
 	}
 	log.Info("bucketd shutting down")
-	sctx, scancel := context.WithTimeout(context.Background(), cfg.shutdownWait)
+	sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
 	defer scancel()
 	// Both fronts at once: each closes its idle and silent connections at
 	// once and waits for its own requests in flight, so neither waits on
@@ -302,4 +303,12 @@ func warnExposed(log *slog.Logger, front string, addr net.Addr, missing bool, wh
 	if ta, ok := addr.(*net.TCPAddr); ok && missing && !ta.IP.IsLoopback() {
 		log.Warn(front+" listens beyond this machine without "+what, "addr", addr.String())
 	}
+}
+
+// wrap names the front in a serve error; nil stays nil.
+func wrap(front string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", front, err)
 }

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"fmt"
@@ -9,10 +9,10 @@ import (
 	"github.com/bucketd/bucketd/metrics"
 )
 
-// buildInfo describes this binary from what the Go toolchain recorded in
+// BuildInfo describes this binary from what the Go toolchain recorded in
 // it: the module version ("(devel)" for a build from a checkout), the VCS
 // revision with "+dirty" when the tree had changes, and the Go version.
-func buildInfo() metrics.Build {
+func BuildInfo() metrics.Build {
 	b := metrics.Build{Version: "(unknown)", Revision: "unknown", GoVersion: "unknown"}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
@@ -37,16 +37,16 @@ func buildInfo() metrics.Build {
 	return b
 }
 
-// printVersion writes the line of --version.
-func printVersion(w io.Writer) error {
-	b := buildInfo()
+// PrintVersion writes the line of --version.
+func PrintVersion(w io.Writer) error {
+	b := BuildInfo()
 	_, err := fmt.Fprintf(w, "bucketd %s (revision %s, %s)\n", b.Version, b.Revision, b.GoVersion)
 	return err
 }
 
-// newLogger returns the logger of --log-format (text or json) and
+// NewLogger returns the logger of --log-format (text or json) and
 // --log-level, writing to w.
-func newLogger(format string, level slog.Level, w io.Writer) *slog.Logger {
+func NewLogger(format string, level slog.Level, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))

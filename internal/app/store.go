@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 	"github.com/bucketd/bucketd/storage/redisstore"
 )
 
-// openStore opens the store the flags choose: the Redis store with
+// OpenStore opens the store the flags choose: the Redis store with
 // --store, else the embedded one at --data. info is what INFO shows of it.
-func openStore(cfg config, log *slog.Logger) (storage.Store, func(*limiter.Limiter) map[string]string, error) {
-	if cfg.store != "" {
-		st, err := redisstore.Open(cfg.store, redisstore.Options{Timeout: cfg.storeTimeout, Prefix: cfg.storePrefix})
+func OpenStore(cfg Config, log *slog.Logger) (storage.Store, func(*limiter.Limiter) map[string]string, error) {
+	if cfg.Store != "" {
+		st, err := redisstore.Open(cfg.Store, redisstore.Options{Timeout: cfg.StoreTimeout, Prefix: cfg.StorePrefix})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -27,20 +27,20 @@ func openStore(cfg config, log *slog.Logger) (storage.Store, func(*limiter.Limit
 			}
 			e := lim.StoreErrors()
 			return map[string]string{
-				"store": redisstore.Redact(cfg.store), "store_status": status,
-				"on_store_error":       cfg.onStoreError.String(),
+				"store": redisstore.Redact(cfg.Store), "store_status": status,
+				"on_store_error":       cfg.OnStoreError.String(),
 				"store_errors_refused": strconv.FormatUint(e.Refused, 10),
 				"store_errors_allowed": strconv.FormatUint(e.Allowed, 10),
 			}
 		}
 		return st, info, nil
 	}
-	db, err := storage.Open(cfg.data, storage.Options{
-		Sync:         cfg.sync,
-		SyncInterval: cfg.syncInterval,
-		MaxLogBytes:  cfg.maxLogBytes,
-		MaxKeys:      cfg.maxKeys,
-		Repair:       cfg.repair,
+	db, err := storage.Open(cfg.Data, storage.Options{
+		Sync:         cfg.Sync,
+		SyncInterval: cfg.SyncInterval,
+		MaxLogBytes:  cfg.MaxLogBytes,
+		MaxKeys:      cfg.MaxKeys,
+		Repair:       cfg.Repair,
 		Logger:       log,
 	})
 	if err != nil {
@@ -52,9 +52,9 @@ func openStore(cfg config, log *slog.Logger) (storage.Store, func(*limiter.Limit
 	return db, info, nil
 }
 
-// refreshOverrides reads the overrides from the shared store every d until
+// RefreshOverrides reads the overrides from the shared store every d until
 // ctx is done, so that one set through another instance applies here too.
-func refreshOverrides(ctx context.Context, lim *limiter.Limiter, d time.Duration, log *slog.Logger) {
+func RefreshOverrides(ctx context.Context, lim *limiter.Limiter, d time.Duration, log *slog.Logger) {
 	if d <= 0 {
 		return
 	}
@@ -74,12 +74,12 @@ func refreshOverrides(ctx context.Context, lim *limiter.Limiter, d time.Duration
 	}
 }
 
-// redacted is a store URL without its password, for logs and INFO.
-func redacted(url string) string { return redisstore.Redact(url) }
+// Redacted is a store URL without its password, for logs and INFO.
+func Redacted(url string) string { return redisstore.Redact(url) }
 
-// storeStats returns what the metrics show of st: the embedded store's
+// StoreStats returns what the metrics show of st: the embedded store's
 // counts, or of a store without them (Redis) its health alone.
-func storeStats(st storage.Store) func() metrics.StoreStats {
+func StoreStats(st storage.Store) func() metrics.StoreStats {
 	if db, ok := st.(interface{ Stats() storage.Stats }); ok {
 		return func() metrics.StoreStats { return metrics.StoreStats(db.Stats()) }
 	}

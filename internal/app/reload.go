@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"errors"
@@ -14,12 +14,12 @@ import (
 	"github.com/bucketd/bucketd/rlsconfig"
 )
 
-// checkConfig checks the policies file at path, or the RLS configuration
+// CheckConfig checks the policies file at path, or the RLS configuration
 // when path is a directory, and prints a line to stdout if it is valid. An
 // invalid file's error lists every problem.
-func checkConfig(path string, stdout io.Writer) error {
+func CheckConfig(path string, stdout io.Writer) error {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return checkRLSConfig(path, stdout)
+		return CheckRLSConfig(path, stdout)
 	}
 	c, err := policyfile.Load(path)
 	if err != nil {
@@ -37,14 +37,14 @@ func checkConfig(path string, stdout io.Writer) error {
 	return err
 }
 
-// reloader returns the function that reloads the policies from path (a
+// Reloader returns the function that reloads the policies from path (a
 // SIGHUP, or the HTTP admin API): it reads the file, and swaps in its
 // policies if it is valid; existing buckets keep their tokens. An invalid
 // file changes nothing. Either way it logs the outcome, since a reload is
 // an operator's event whoever asked for it, and returns the error for the
 // caller to report. Reloads run one at a time, so the file read last is the
 // one in force.
-func reloader(path string, lim *limiter.Limiter, log *slog.Logger) func() error {
+func Reloader(path string, lim *limiter.Limiter, log *slog.Logger) func() error {
 	var mu sync.Mutex
 	return func() error {
 		mu.Lock()
@@ -57,14 +57,14 @@ func reloader(path string, lim *limiter.Limiter, log *slog.Logger) func() error 
 			log.Error("reload failed, the old policies stay in force", "config", path, "err", err)
 			return err
 		}
-		log.Info("policies reloaded", "config", path, policies(lim))
+		log.Info("policies reloaded", "config", path, Policies(lim))
 		return nil
 	}
 }
 
-// policies returns log attributes of the policies in force: their names and
+// Policies returns log attributes of the policies in force: their names and
 // the default's.
-func policies(lim *limiter.Limiter) slog.Attr {
+func Policies(lim *limiter.Limiter) slog.Attr {
 	var names []string
 	var def string
 	for _, p := range lim.Policies() {
@@ -76,8 +76,8 @@ func policies(lim *limiter.Limiter) slog.Attr {
 	return slog.Group("", "policies", strings.Join(names, ","), "default", def)
 }
 
-// policyNames returns the names of the policies in force.
-func policyNames(lim *limiter.Limiter) []string {
+// PolicyNames returns the names of the policies in force.
+func PolicyNames(lim *limiter.Limiter) []string {
 	var names []string
 	for _, p := range lim.Policies() {
 		names = append(names, p.Name)
@@ -85,17 +85,9 @@ func policyNames(lim *limiter.Limiter) []string {
 	return names
 }
 
-// wrap names the front in a serve error; nil stays nil.
-func wrap(front string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", front, err)
-}
-
-// checkRLSConfig checks the RLS configuration directory dir, and prints a
+// CheckRLSConfig checks the RLS configuration directory dir, and prints a
 // line to stdout if it is valid.
-func checkRLSConfig(dir string, stdout io.Writer) error {
+func CheckRLSConfig(dir string, stdout io.Writer) error {
 	c, err := rlsconfig.Load(dir)
 	if err != nil {
 		return err
@@ -104,11 +96,11 @@ func checkRLSConfig(dir string, stdout io.Writer) error {
 	return err
 }
 
-// rlsReloader returns the function that reloads the RLS configuration from
+// RLSReloader returns the function that reloads the RLS configuration from
 // dir: a valid one replaces the one in force, and buckets keep their
 // tokens; an invalid one changes nothing. It logs the outcome and returns
 // the error. Reloads run one at a time.
-func rlsReloader(dir string, lim *limiter.Limiter, log *slog.Logger) func() error {
+func RLSReloader(dir string, lim *limiter.Limiter, log *slog.Logger) func() error {
 	var mu sync.Mutex
 	return func() error {
 		mu.Lock()
@@ -119,19 +111,19 @@ func rlsReloader(dir string, lim *limiter.Limiter, log *slog.Logger) func() erro
 			return err
 		}
 		lim.SetRLSConfig(c)
-		log.Info("rls configuration reloaded", "rls_config", dir, rlsDomains(c))
+		log.Info("rls configuration reloaded", "rls_config", dir, RLSDomains(c))
 		return nil
 	}
 }
 
-// rlsDomains returns a log attribute of the RLS domains in force.
-func rlsDomains(c *rlsconfig.Config) slog.Attr {
+// RLSDomains returns a log attribute of the RLS domains in force.
+func RLSDomains(c *rlsconfig.Config) slog.Attr {
 	return slog.String("rls_domains", strings.Join(c.Domains(), ","))
 }
 
-// joinReloads returns a reload that runs a (if not nil) then b, and returns
+// JoinReloads returns a reload that runs a (if not nil) then b, and returns
 // both errors: each file is reloaded or kept on its own.
-func joinReloads(a, b func() error) func() error {
+func JoinReloads(a, b func() error) func() error {
 	if a == nil {
 		return b
 	}

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"errors"
@@ -10,15 +10,15 @@ import (
 	"github.com/bucketd/bucketd/storage"
 )
 
-// errDamaged is what `bucketd check` returns for a damaged file: exit 1,
+// ErrDamaged is what `bucketd check` returns for a damaged file: exit 1,
 // after the report.
-var errDamaged = errors.New("the data file is damaged")
+var ErrDamaged = errors.New("the data file is damaged")
 
-// runCheck is `bucketd check FILE`: it reads the data file without
+// RunCheck is `bucketd check FILE`: it reads the data file without
 // writing it and prints whether it is sound, and if not, each page, key
 // and override that is damaged. It returns nil for a sound file (exit 0),
 // and an error otherwise (exit 1).
-func runCheck(args []string, stdout, stderr io.Writer) error {
+func RunCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bucketd check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	timeout := fs.Duration("timeout", time.Second, "how long to wait for a bucketd that holds the file")
@@ -50,9 +50,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	if r.Structural {
 		fmt.Fprintf(stdout, "bbolt's own structure is damaged: `bucketd --repair --data %s` rebuilds the file from the pages and overrides it can still reach (copying the damaged file aside first), and logs what it drops; or restore a backup\n", path)
-		return fmt.Errorf("%s: %w", path, errDamaged)
+		return fmt.Errorf("%s: %w", path, ErrDamaged)
 	}
 	fmt.Fprintf(stdout, "sound: %d pages, %d keys, %d overrides; `bucketd --repair --data %s` starts without the rest, copying the damaged file aside first\n",
 		r.Pages, r.Keys, r.Overrides, path)
-	return fmt.Errorf("%s: %w", path, errDamaged)
+	return fmt.Errorf("%s: %w", path, ErrDamaged)
 }

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"crypto/tls"
@@ -8,24 +8,24 @@ import (
 	"sync/atomic"
 )
 
-// certFiles is the TLS certificate of the listeners (--tls-cert and
+// Certs is the TLS certificate of the listeners (--tls-cert and
 // --tls-key), which SIGHUP reloads: connections made after a reload get
 // the new certificate, and open ones keep theirs.
-type certFiles struct {
+type Certs struct {
 	certFile, keyFile string
 	cert              atomic.Pointer[tls.Certificate]
 }
 
-// loadCert loads the certificate and key; both files or neither (nil,
+// LoadCert loads the certificate and key; both files or neither (nil,
 // nil: no TLS).
-func loadCert(certFile, keyFile string) (*certFiles, error) {
+func LoadCert(certFile, keyFile string) (*Certs, error) {
 	if certFile == "" && keyFile == "" {
 		return nil, nil
 	}
 	if certFile == "" || keyFile == "" {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
-	c := &certFiles{certFile: certFile, keyFile: keyFile}
+	c := &Certs{certFile: certFile, keyFile: keyFile}
 	if err := c.load(); err != nil {
 		return nil, err
 	}
@@ -33,7 +33,7 @@ func loadCert(certFile, keyFile string) (*certFiles, error) {
 }
 
 // load reads the files; on an error the certificate in use stays.
-func (c *certFiles) load() error {
+func (c *Certs) load() error {
 	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
 	if err != nil {
 		return fmt.Errorf("tls: --tls-cert %s --tls-key %s: %w", c.certFile, c.keyFile, err)
@@ -42,8 +42,8 @@ func (c *certFiles) load() error {
 	return nil
 }
 
-// reload reloads the files and logs the outcome (SIGHUP).
-func (c *certFiles) reload(log *slog.Logger) {
+// Reload reloads the files and logs the outcome (SIGHUP).
+func (c *Certs) Reload(log *slog.Logger) {
 	if err := c.load(); err != nil {
 		log.Error("TLS certificate reload failed, the old one stays in use", "err", err)
 		return
@@ -51,9 +51,9 @@ func (c *certFiles) reload(log *slog.Logger) {
 	log.Info("TLS certificate reloaded", "cert", c.certFile)
 }
 
-// config returns a server configuration that serves the certificate loaded
+// TLSConfig returns a server configuration that serves the certificate loaded
 // last; nil for no TLS.
-func (c *certFiles) config() *tls.Config {
+func (c *Certs) TLSConfig() *tls.Config {
 	if c == nil {
 		return nil
 	}
