@@ -109,15 +109,15 @@ func (p *parser) file(data []byte) Config {
 	var c Config
 	var defNode, polNode *yaml.Node
 	for _, e := range p.entries(root, "") {
-		switch e.key.Value {
+		switch e.Key.Value {
 		case "default":
-			defNode = e.val
-			c.Default = p.name(e.val, "default")
+			defNode = e.Val
+			c.Default = p.name(e.Val, "default")
 		case "policies":
-			polNode = e.key
-			c.Policies = p.policies(e.val)
+			polNode = e.Key
+			c.Policies = p.policies(e.Val)
 		default:
-			p.add(e.key, e.key.Value, "unknown field; the file has default and policies")
+			p.add(e.Key, e.Key.Value, "unknown field; the file has default and policies")
 		}
 	}
 	if root.Kind == yaml.MappingNode && polNode == nil {
@@ -154,19 +154,19 @@ func (p *parser) policies(n *yaml.Node) []bucket.Policy {
 		if p.full {
 			break
 		}
-		name := e.key.Value
+		name := e.Key.Value
 		path := field + "." + name
 		p.names[name] = true
 		before := len(p.problems)
 		if !policyNameRE.MatchString(name) {
-			p.add(e.key, path, badNameMsg, name)
+			p.add(e.Key, path, badNameMsg, name)
 		}
-		pol := p.policy(e.val, path, name)
+		pol := p.policy(e.Val, path, name)
 		if len(p.problems) > before {
 			continue
 		}
 		if err := pol.Validate(); err != nil { // what the checks above missed
-			p.add(e.key, path, "%v", err)
+			p.add(e.Key, path, "%v", err)
 			continue
 		}
 		out = append(out, pol)
@@ -184,19 +184,19 @@ func (p *parser) policy(n *yaml.Node, path, name string) bucket.Policy {
 	}
 	var capKey, capVal, rateKey, rateVal, limitsKey, limitsVal *yaml.Node
 	for _, e := range p.entries(n, path) {
-		switch e.key.Value {
+		switch e.Key.Value {
 		case "capacity":
-			capKey, capVal = e.key, e.val
+			capKey, capVal = e.Key, e.Val
 		case "rate":
-			rateKey, rateVal = e.key, e.val
+			rateKey, rateVal = e.Key, e.Val
 		case "limits":
-			limitsKey, limitsVal = e.key, e.val
+			limitsKey, limitsVal = e.Key, e.Val
 		case "shadow":
-			pol.Shadow = p.bool(e.val, path+".shadow")
+			pol.Shadow = p.bool(e.Val, path+".shadow")
 		case "on_store_error":
-			pol.OnStoreError = p.failMode(e.val, path+".on_store_error")
+			pol.OnStoreError = p.failMode(e.Val, path+".on_store_error")
 		default:
-			p.add(e.key, path+"."+e.key.Value, "unknown field; a policy has capacity and rate, or limits, shadow and on_store_error")
+			p.add(e.Key, path+"."+e.Key.Value, "unknown field; a policy has capacity and rate, or limits, shadow and on_store_error")
 		}
 	}
 	if n.Kind != yaml.MappingNode {
@@ -244,13 +244,13 @@ func (p *parser) limitList(n *yaml.Node, path string) []bucket.Limit {
 		}
 		var capVal, rateVal *yaml.Node
 		for _, e := range p.entries(item, ipath) {
-			switch e.key.Value {
+			switch e.Key.Value {
 			case "capacity":
-				capVal = e.val
+				capVal = e.Val
 			case "rate":
-				rateVal = e.val
+				rateVal = e.Val
 			default:
-				p.add(e.key, ipath+"."+e.key.Value, "unknown field; a limit has capacity and rate")
+				p.add(e.Key, ipath+"."+e.Key.Value, "unknown field; a limit has capacity and rate")
 			}
 		}
 		if l, ok := p.limit(item, ipath, capVal, rateVal); ok {

@@ -69,7 +69,7 @@ func syntaxProblem(err error) Problem {
 }
 
 // entry is one key and value of a mapping.
-type entry struct{ key, val *yaml.Node }
+type entry = yamlnode.Entry
 
 // entries returns the entries of the mapping n, reporting a node that is
 // not a mapping, keys that are not scalars and keys given twice. Values are
@@ -86,26 +86,17 @@ func (p *parser) entries(n *yaml.Node, path string) []entry {
 		p.add(n, path, "want %s", what)
 		return nil
 	}
-	seen := make(map[string]*yaml.Node, len(n.Content)/2)
-	out := make([]entry, 0, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := deref(n.Content[i]), deref(n.Content[i+1])
-		if k.Kind != yaml.ScalarNode {
-			p.add(k, path, "want a name as the key, not a %s", kindName(k.Kind))
-			continue
-		}
-		field := k.Value
-		if path != "" {
-			field = path + "." + k.Value
-		}
-		if first, dup := seen[k.Value]; dup {
-			p.add(k, field, "given twice; first at line %d", first.Line)
-			continue
-		}
-		seen[k.Value] = k
-		out = append(out, entry{k, v})
+	return yamlnode.Entries(n,
+		func(k *yaml.Node) { p.add(k, path, "want a name as the key, not a %s", kindName(k.Kind)) },
+		func(k, first *yaml.Node) { p.add(k, join(path, k.Value), "given twice; first at line %d", first.Line) })
+}
+
+// join names the field key of the mapping at path.
+func join(path, key string) string {
+	if path == "" {
+		return key
 	}
-	return out
+	return path + "." + key
 }
 
 // The helpers shared with the other YAML format.

@@ -206,14 +206,14 @@ func (p *parser) file(f File) {
 	var descs *yaml.Node
 	var domainNode *yaml.Node
 	for _, e := range p.entries(root, "") {
-		switch e.key.Value {
+		switch e.Key.Value {
 		case "domain":
-			domain, _ = p.str(e.val, "domain")
-			domainNode = e.val
+			domain, _ = p.str(e.Val, "domain")
+			domainNode = e.Val
 		case "descriptors":
-			descs = e.val
+			descs = e.Val
 		default:
-			p.unknown(e.key, "")
+			p.unknown(e.Key, "")
 		}
 	}
 	if p.full {
@@ -279,33 +279,33 @@ func (p *parser) descriptor(n *yaml.Node, field, domain, parent string, lv *leve
 	var keyNode, rlNode, nested *yaml.Node
 	r := Rule{Domain: domain, File: p.name, Line: n.Line}
 	for _, e := range p.entries(n, field) {
-		f := field + "." + e.key.Value
-		switch e.key.Value {
+		f := field + "." + e.Key.Value
+		switch e.Key.Value {
 		case "key":
-			key, _ = p.str(e.val, f)
-			keyNode = e.val
+			key, _ = p.str(e.Val, f)
+			keyNode = e.Val
 		case "value":
-			value, _ = p.str(e.val, f)
+			value, _ = p.str(e.Val, f)
 		case "rate_limit":
-			rlNode = e.val
+			rlNode = e.Val
 		case "descriptors":
-			nested = e.val
+			nested = e.Val
 		case "shadow_mode":
-			r.ShadowMode = p.boolean(e.val, f)
+			r.ShadowMode = p.boolean(e.Val, f)
 		case "quota_mode":
-			r.QuotaMode = p.boolean(e.val, f)
+			r.QuotaMode = p.boolean(e.Val, f)
 		case "detailed_metric":
-			r.DetailedMetric = p.boolean(e.val, f)
+			r.DetailedMetric = p.boolean(e.Val, f)
 		case "value_to_metric":
-			r.ValueToMetric = p.boolean(e.val, f)
+			r.ValueToMetric = p.boolean(e.Val, f)
 		case "share_threshold":
-			r.ShareThreshold = p.boolean(e.val, f)
+			r.ShareThreshold = p.boolean(e.Val, f)
 		case "metadata":
-			if e.val.Kind != yaml.MappingNode && !isNull(e.val) {
-				p.add(e.val, f, "want a mapping, not a %s", kindName(e.val.Kind))
+			if e.Val.Kind != yaml.MappingNode && !isNull(e.Val) {
+				p.add(e.Val, f, "want a mapping, not a %s", kindName(e.Val.Kind))
 			}
 		default:
-			p.unknown(e.key, field)
+			p.unknown(e.Key, field)
 		}
 	}
 	if n.Kind != yaml.MappingNode {
@@ -356,26 +356,26 @@ func (p *parser) rateLimit(n *yaml.Node, field string, rl *RateLimit) bool {
 	var unit string
 	hasRPU := false
 	for _, e := range p.entries(n, field) {
-		f := field + "." + e.key.Value
-		switch e.key.Value {
+		f := field + "." + e.Key.Value
+		switch e.Key.Value {
 		case "unit":
-			unit, _ = p.str(e.val, f)
-			unitNode = e.val
+			unit, _ = p.str(e.Val, f)
+			unitNode = e.Val
 		case "requests_per_unit":
 			hasRPU = true
-			v, err := strconv.ParseUint(e.val.Value, 10, 64)
-			if e.val.Kind != yaml.ScalarNode || err != nil || v > math.MaxUint32 {
-				p.add(e.val, f, "want a whole number from 0 to %d, not %q", uint32(math.MaxUint32), e.val.Value)
+			v, err := strconv.ParseUint(e.Val.Value, 10, 64)
+			if e.Val.Kind != yaml.ScalarNode || err != nil || v > math.MaxUint32 {
+				p.add(e.Val, f, "want a whole number from 0 to %d, not %q", uint32(math.MaxUint32), e.Val.Value)
 			}
 			rl.RequestsPerUnit = uint32(v)
 		case "unlimited":
-			rl.Unlimited = p.boolean(e.val, f)
+			rl.Unlimited = p.boolean(e.Val, f)
 		case "name":
-			rl.Name, _ = p.str(e.val, f)
+			rl.Name, _ = p.str(e.Val, f)
 		case "replaces":
-			p.replaces(e.val, f, rl)
+			p.replaces(e.Val, f, rl)
 		default:
-			p.unknown(e.key, field)
+			p.unknown(e.Key, field)
 		}
 	}
 	if n.Kind != yaml.MappingNode {
@@ -414,10 +414,10 @@ func (p *parser) replaces(n *yaml.Node, field string, rl *RateLimit) {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		name := ""
 		for _, e := range p.entries(deref(item), f) {
-			if e.key.Value == "name" {
-				name, _ = p.str(e.val, f+".name")
+			if e.Key.Value == "name" {
+				name, _ = p.str(e.Val, f+".name")
 			} else {
-				p.unknown(e.key, f)
+				p.unknown(e.Key, f)
 			}
 		}
 		if name == "" {

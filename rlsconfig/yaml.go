@@ -46,7 +46,8 @@ func (p *parser) boolean(n *yaml.Node, field string) bool {
 	return strings.EqualFold(n.Value, "true") || strings.EqualFold(n.Value, "yes") || strings.EqualFold(n.Value, "on") || n.Value == "y" || n.Value == "Y"
 }
 
-type entry struct{ key, val *yaml.Node }
+// entry is one key and value of a mapping.
+type entry = yamlnode.Entry
 
 // entries returns the entries of the mapping n, reporting a node that is
 // not a mapping, keys that are not scalars and keys given twice.
@@ -58,26 +59,17 @@ func (p *parser) entries(n *yaml.Node, field string) []entry {
 		p.add(n, field, "want a mapping, not a %s", kindName(n.Kind))
 		return nil
 	}
-	seen := map[string]*yaml.Node{}
-	var out []entry
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := deref(n.Content[i]), deref(n.Content[i+1])
-		if k.Kind != yaml.ScalarNode {
+	return yamlnode.Entries(n,
+		func(k *yaml.Node) {
 			p.add(k, field, "config error, key is not of type string: a %s", kindName(k.Kind))
-			continue
-		}
-		if first, dup := seen[k.Value]; dup {
+		},
+		func(k, first *yaml.Node) {
 			f := k.Value
 			if field != "" {
 				f = field + "." + f
 			}
 			p.add(k, f, "given twice; first at line %d", first.Line)
-			continue
-		}
-		seen[k.Value] = k
-		out = append(out, entry{k, v})
-	}
-	return out
+		})
 }
 
 // The helpers shared with the other YAML format.

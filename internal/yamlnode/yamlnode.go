@@ -37,3 +37,29 @@ func KindName(k yaml.Kind) string {
 	}
 	return "value"
 }
+
+// Entry is one key and value of a mapping, aliases resolved.
+type Entry struct{ Key, Val *yaml.Node }
+
+// Entries returns the entries of the mapping n, in order, aliases
+// resolved. A key that is not a scalar is passed to notScalar, and a key
+// given again to dup with the node of its first occurrence; both are left
+// out. n must be a mapping.
+func Entries(n *yaml.Node, notScalar func(k *yaml.Node), dup func(k, first *yaml.Node)) []Entry {
+	seen := make(map[string]*yaml.Node, len(n.Content)/2)
+	out := make([]Entry, 0, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := Deref(n.Content[i]), Deref(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			notScalar(k)
+			continue
+		}
+		if first, ok := seen[k.Value]; ok {
+			dup(k, first)
+			continue
+		}
+		seen[k.Value] = k
+		out = append(out, Entry{k, v})
+	}
+	return out
+}
