@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -86,6 +87,9 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		}
 	}
 	log := app.NewLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+	if n := app.MinProcs(cfg, env, runtime.GOMAXPROCS(0)); n != runtime.GOMAXPROCS(0) {
+		runtime.GOMAXPROCS(n)
+	}
 	certs, err := app.LoadCert(cfg.TLSCert, cfg.TLSKey) // before the data file is opened
 	if err != nil {
 		return err
@@ -235,7 +239,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	log.Info("bucketd started",
 		"http", httpLn.Addr().String(), "resp", resp, "data", cmp.Or(app.Redacted(cfg.Store), cfg.Data),
 		"capacity", cfg.Capacity.String(), "rate", cfg.Rate.String(),
-		"sync", cfg.Sync.String(), "sync_interval", cfg.SyncInterval.String(),
+		"sync", cfg.Sync.String(), "sync_interval", cfg.SyncInterval.String(), "gomaxprocs", runtime.GOMAXPROCS(0),
 		"config", cmp.Or(cfg.ConfigFile, "none"), "tls", certs != nil, app.Policies(lim),
 		"grpc", grpcAddr, "rls_config", cmp.Or(cfg.RLSConfig, "none"), app.RLSDomains(rc))
 

@@ -149,7 +149,10 @@ func TestCrashPoints(t *testing.T) {
 			require.NoError(t, err)
 			frames := readFrames(seg)
 			require.NotEmpty(t, frames)
-			require.Equal(t, len(seg), frames[len(frames)-1].end, "the segment is whole records")
+			end := frames[len(frames)-1].end
+			require.False(t, slices.ContainsFunc(seg[end:], func(b byte) bool { return b != 0 }),
+				"the segment is whole records, then the zeros written ahead of them")
+			seg = seg[:end]
 			for k, f := range frames {
 				require.Equal(t, first+uint64(k), f.seq)
 			}
@@ -159,18 +162,28 @@ func TestCrashPoints(t *testing.T) {
 				require.Equal(t, h.seq[tt.save+1]+1, first, "the last segment starts after the checkpoint")
 			}
 
-			for _, cut := range cutOffsets(frames, len(seg)) {
+			// Each cut is tried as a write torn at the end of the file, and
+			// as one torn over the zeros written ahead of the records.
+			for _, c := range cutsOverZeros(cutOffsets(frames, len(seg))) {
+				cut := c.at
+				torn := seg[:cut]
+				if c.zeros {
+					torn = append(slices.Clone(torn), make([]byte, 4096)...)
+				}
 				whole := 0
 				for whole < len(frames) && frames[whole].end <= cut {
 					whole++
 				}
+				if c.zeros && whole < len(frames) && cut > frames[whole].off && !nonZero(seg[cut:frames[whole].end]) {
+					whole++ // the zeros the cut removed from its end are there again
+				}
 				i := h.after(first - 1 + uint64(whole))
-				cp := filepath.Join(dir, "cut-"+strconv.Itoa(cut))
+				cp := filepath.Join(dir, "cut-"+strconv.Itoa(cut)+"-"+strconv.FormatBool(c.zeros))
 				require.NoError(t, os.Mkdir(cp, 0o700))
 				require.NoError(t, os.WriteFile(filepath.Join(cp, "bucketd.db"), data, 0o600))
 				require.NoError(t, copyDir(path+".wal", filepath.Join(cp, "bucketd.db.wal"), func(name string, b []byte) []byte {
 					if name == last {
-						return b[:cut]
+						return torn
 					}
 					return b
 				}))
@@ -183,6 +196,9 @@ func TestCrashPoints(t *testing.T) {
 				require.Equal(t, h.state[i], got, "cut at byte %d of %d (%d whole records): want the state after op %d (%s), of %d\nops: %s",
 					cut, len(seg), whole, i, h.ops[i], len(h.ops)-1, strings.Join(h.ops[max(0, i-5):min(len(h.ops), i+3)], "; "))
 				midRecord := whole < len(frames) && cut > frames[whole].off
+				if c.zeros {
+					midRecord = midRecord && nonZero(seg[frames[whole].off:cut])
+				}
 				if cut >= segHeaderLen {
 					require.Equal(t, midRecord, strings.Contains(logs.String(), "cut a torn or damaged tail"),
 						"cut at %d: a warning when, and only when, a record is torn:\n%s", cut, logs.String())
@@ -191,6 +207,31 @@ func TestCrashPoints(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tear is where a crash tears a segment: at offset at, with the file
+// ending there, or with zeros written ahead of the records after it.
+type tear struct {
+	at    int
+	zeros bool
+}
+
+// cutsOverZeros returns each offset as both kinds of cut; a segment is
+// created whole with its zeros, so no cut in the header has zeros after it.
+func cutsOverZeros(offsets []int) []tear {
+	var cuts []tear
+	for _, o := range offsets {
+		cuts = append(cuts, tear{at: o})
+		if o >= segHeaderLen {
+			cuts = append(cuts, tear{at: o, zeros: true})
+		}
+	}
+	return cuts
+}
+
+// nonZero reports whether b holds a byte that is not zero.
+func nonZero(b []byte) bool {
+	return slices.ContainsFunc(b, func(c byte) bool { return c != 0 })
 }
 
 // cutOffsets returns the offsets at which to cut a segment of size bytes

@@ -87,6 +87,10 @@ type Options struct {
 // defaultMaxLogBytes is the cap of the log when Options.MaxLogBytes is 0.
 const defaultMaxLogBytes = 256 << 20
 
+// logPreallocate is how far ahead of its records, in bytes, the log writes
+// zeros under SyncAlways: 1 MiB, written once per MiB of records.
+const logPreallocate = 1 << 20
+
 // Errors of Open.
 var (
 	// ErrInUse is returned when another process holds the data file.
@@ -290,7 +294,13 @@ func (db *DB) openLog() error {
 	if err := os.MkdirAll(db.walDir, 0o700); err != nil {
 		return fmt.Errorf("storage: write-ahead log: %w", err)
 	}
-	l, err := wal.Open(db.walDir, wal.Options{NextSeq: next, Logger: db.log, OpenFile: db.logFile})
+	opts := wal.Options{NextSeq: next, Logger: db.log, OpenFile: db.logFile}
+	if db.sync == SyncAlways {
+		// Each group's fdatasync then commits no file length: about twice
+		// the groups a second on ext4 (see wal.Options.Preallocate).
+		opts.Preallocate = logPreallocate
+	}
+	l, err := wal.Open(db.walDir, opts)
 	if err != nil {
 		return fmt.Errorf("storage: open %s: %w", db.walDir, err)
 	}

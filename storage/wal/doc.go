@@ -33,6 +33,12 @@
 //
 // The first record of a segment has the seq in the segment's name.
 //
+// A log opened with Options.Preallocate writes zeros ahead of its records
+// (a new segment is created with them; a group that reaches past them
+// writes as many more), so that a group overwrites zeros and its fdatasync
+// commits no change of the file's length. Zeros after the last record end
+// a segment cleanly: they are not damage.
+//
 // # Group commit
 //
 // The first goroutine to call Sync while no group is being written becomes
@@ -75,6 +81,6 @@
 // # Recovery
 //
 // Replay and Open cut a torn or damaged tail of the last segment (keeping
-// the bytes aside, with a warning), and refuse damage in an earlier
+// the bytes aside, with a warning; a tail of zeros only is left alone), and refuse damage in an earlier
 // segment, which would mean that acknowledged records are lost: see Replay.
 package wal

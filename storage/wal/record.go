@@ -42,15 +42,55 @@ type scanResult struct {
 	good int64  // length of its valid prefix: the header and whole valid records
 	last uint64 // seq of its last valid record; first-1 when it has none
 	// bad says why the bytes from offset good on are not records; empty
-	// when good == size.
+	// when good == size, or when those bytes are all zero (padding).
 	bad string
+	// padded reports that the bytes from offset good on are all zero: the
+	// room a log that preallocates (Options.Preallocate) wrote ahead of its
+	// records, which ends the segment cleanly.
+	padded bool
 	// tornHeader reports a file shorter than a header that holds a prefix
 	// of one (then good is 0).
 	tornHeader bool
 }
 
 // damaged reports whether the segment has a tail to cut.
-func (r scanResult) damaged() bool { return r.good < r.size || r.tornHeader }
+func (r scanResult) damaged() bool { return (r.good < r.size && !r.padded) || r.tornHeader }
+
+// stop ends a scan at offset res.good, where read holds the bytes read from
+// there so far and r the rest of the segment. If they are all zero, the
+// segment ends in padding; otherwise why says what is wrong there.
+func (res *scanResult) stop(r io.Reader, read []byte, why string) error {
+	zero, err := allZero(r, read)
+	if err != nil {
+		return err
+	}
+	if zero {
+		res.padded = true
+	} else {
+		res.bad = why
+	}
+	return nil
+}
+
+// allZero reports whether read and every byte left in r are zero.
+func allZero(r io.Reader, read []byte) (bool, error) {
+	if slices.ContainsFunc(read, func(b byte) bool { return b != 0 }) {
+		return false, nil
+	}
+	var buf [4096]byte
+	for {
+		n, err := r.Read(buf[:])
+		if slices.ContainsFunc(buf[:n], func(b byte) bool { return b != 0 }) {
+			return false, nil
+		}
+		if err == io.EOF {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
 
 // scanSegment reads the segment file at path, whose name says that its
 // first record has seq first, as scan does.
@@ -98,32 +138,27 @@ func scan(r io.Reader, size int64, first uint64, fn func(seq uint64, payload []b
 	for expect := first; res.good < res.size; expect++ {
 		rest := res.size - res.good
 		if rest < recordHeaderLen {
-			res.bad = fmt.Sprintf("a record header cut short (%d of %d bytes)", rest, recordHeaderLen)
-			return res, nil
+			return res, res.stop(r, nil, fmt.Sprintf("a record header cut short (%d of %d bytes)", rest, recordHeaderLen))
 		}
 		if _, err := io.ReadFull(r, frame[:]); err != nil {
 			return res, err
 		}
 		n := int64(binary.LittleEndian.Uint32(frame[0:4]))
 		if n > MaxPayload {
-			res.bad = fmt.Sprintf("a record length of %d bytes, over the limit of %d", n, MaxPayload)
-			return res, nil
+			return res, res.stop(r, frame[:], fmt.Sprintf("a record length of %d bytes, over the limit of %d", n, MaxPayload))
 		}
 		if n > rest-recordHeaderLen {
-			res.bad = fmt.Sprintf("a record cut short (%d of %d payload bytes)", rest-recordHeaderLen, n)
-			return res, nil
+			return res, res.stop(r, frame[:], fmt.Sprintf("a record cut short (%d of %d payload bytes)", rest-recordHeaderLen, n))
 		}
 		payload = slices.Grow(payload[:0], int(n))[:n]
 		if _, err := io.ReadFull(r, payload); err != nil {
 			return res, err
 		}
 		if checksum(frame[8:16], payload) != binary.LittleEndian.Uint32(frame[4:8]) {
-			res.bad = "a record whose checksum does not match"
-			return res, nil
+			return res, res.stop(r, slices.Concat(frame[:], payload), "a record whose checksum does not match")
 		}
 		if seq := binary.LittleEndian.Uint64(frame[8:16]); seq != expect {
-			res.bad = fmt.Sprintf("a record with seq %d where %d was due", seq, expect)
-			return res, nil
+			return res, res.stop(r, slices.Concat(frame[:], payload), fmt.Sprintf("a record with seq %d where %d was due", seq, expect))
 		}
 		if fn != nil {
 			if err := fn(expect, payload); err != nil {

@@ -39,7 +39,7 @@ func (l *Log) Rotate() (uint64, error) {
 		return first, nil
 	}
 	l.mu.Unlock()
-	f, err := createSegment(l.dir, first, l.open)
+	f, err := createSegment(l.dir, first, l.zeros, l.open)
 	var dirErr error
 	if err == nil {
 		dirErr = syncDir(l.dir)
@@ -51,12 +51,20 @@ func (l *Log) Rotate() (uint64, error) {
 	// The new segment's name exists: records after first must go to it,
 	// never to the old segment. If its name is not durable yet, the next
 	// group syncs dir before it acknowledges a record.
-	prev := l.f
+	prev, prevSize, padded := l.f, l.cur.size, l.zeroed > l.cur.size
 	l.old = append(l.old, l.cur)
 	l.oldBytes += l.cur.size
 	l.cur, l.f = segment{first: first, size: int64(headerLen)}, f
+	l.zeroed = int64(headerLen + len(l.zeros))
 	l.dirDirty = dirErr != nil
 	l.mu.Unlock()
+	if padded {
+		// Its zeros are of no more use. Left there (if this fails, or by a
+		// crash), they are read as the end of the segment.
+		if err := prev.Truncate(prevSize); err != nil {
+			l.logger.Warn("wal: trim a rotated segment's preallocated zeros", "err", err)
+		}
+	}
 	if err := prev.Close(); err != nil {
 		// Its records are synced: the new segment is in use all the same.
 		l.logger.Warn("wal: close a rotated segment", "err", err)

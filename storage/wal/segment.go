@@ -148,11 +148,11 @@ func checkHeader(b []byte) (torn bool, err error) {
 }
 
 // createSegment creates the empty segment whose first seq is first, whole:
-// it writes the header to a temporary file, syncs it, opens it with
+// it writes the header, then pad, to a temporary file, syncs it, opens it with
 // openFile and renames it into place, so that a segment file never exists
 // without its whole header. The caller syncs dir to make the new name
 // durable. On error, dir holds no new segment.
-func createSegment(dir string, first uint64, openFile opener) (_ file, err error) {
+func createSegment(dir string, first uint64, pad []byte, openFile opener) (_ file, err error) {
 	path := filepath.Join(dir, segmentName(first))
 	tmp := path + tmpExt
 	defer func() {
@@ -160,7 +160,7 @@ func createSegment(dir string, first uint64, openFile opener) (_ file, err error
 			_ = os.Remove(tmp) // best effort: the next Open removes a stale .tmp
 		}
 	}()
-	if err := writeHeaderFile(tmp); err != nil {
+	if err := writeHeaderFile(tmp, pad); err != nil {
 		return nil, err
 	}
 	f, err := openFile(tmp)
@@ -174,13 +174,17 @@ func createSegment(dir string, first uint64, openFile opener) (_ file, err error
 	return f, nil
 }
 
-// writeHeaderFile creates the file path holding a segment header, synced.
-func writeHeaderFile(path string) error {
+// writeHeaderFile creates the file path holding a segment header and pad,
+// synced.
+func writeHeaderFile(path string, pad []byte) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(header())
+	if err == nil && len(pad) > 0 {
+		_, err = f.Write(pad)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

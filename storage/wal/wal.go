@@ -66,6 +66,16 @@ type Options struct {
 	// Logger receives warnings (a tail cut at Open, a failed close of a
 	// rotated segment). nil discards them.
 	Logger *slog.Logger
+	// Preallocate, when positive, makes the log write that many zero bytes
+	// ahead of its records: a new segment is created with them, and a
+	// group that reaches past them writes as many more after its records,
+	// with the same write and fdatasync. A group that overwrites zeros
+	// does not change the file's length or allocate blocks, so its
+	// fdatasync commits no metadata: on ext4 this made a group's sync about
+	// twice as fast. It costs the bytes of the zeros, once. Replay and Open
+	// take zeros after the last record for the end of the segment, not
+	// for damage. 0 writes no zeros.
+	Preallocate int64
 	// OpenFile opens an existing segment file at path for writing; nil
 	// means the operating system's files. Tests of a user of the log pass
 	// files whose writes or syncs fail.
@@ -81,6 +91,8 @@ type Log struct {
 	segmentBytes int64
 	logger       *slog.Logger
 	open         opener
+	// zeros is Options.Preallocate zero bytes, or nil.
+	zeros []byte
 
 	// adminMu serializes Rotate, RemoveBefore and Close: the changes of the
 	// set of segment files. It is taken before mu.
@@ -112,9 +124,12 @@ type Log struct {
 	failGen  uint64
 	failSeq  uint64
 	failErr  error
-	dirDirty bool      // the name of the current segment may not be durable yet: sync dir before acknowledging
-	f        file      // the current segment's file; nil once closed
-	cur      segment   // the current segment; size is its good length
+	dirDirty bool    // the name of the current segment may not be durable yet: sync dir before acknowledging
+	f        file    // the current segment's file; nil once closed
+	cur      segment // the current segment; size is its good length
+	// zeroed is the length of the current segment's file: the bytes from
+	// cur.size to zeroed are zero. Only the leader uses it outside mu.
+	zeroed   int64
 	old      []segment // older segments, oldest first
 	oldBytes int64     // the sum of old's sizes
 
@@ -160,6 +175,9 @@ func open(dir string, opts Options, openFile opener) (*Log, error) {
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Preallocate > 0 {
+		l.zeros = make([]byte, opts.Preallocate)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("wal: open: %w", err)
 	}
@@ -172,6 +190,7 @@ func open(dir string, opts Options, openFile opener) (*Log, error) {
 	}
 	l.next = max(opts.NextSeq, 1)
 	fresh := true // a new segment must start at l.next
+	zeroed := int64(0)
 	if len(segs) > 0 {
 		last := &segs[len(segs)-1]
 		path := filepath.Join(dir, segmentName(last.first))
@@ -185,18 +204,23 @@ func open(dir string, opts Options, openFile opener) (*Log, error) {
 			}
 		}
 		last.size = max(res.good, int64(headerLen))
+		zeroed = last.size
+		if res.padded {
+			zeroed = res.size
+		}
 		if res.last+1 >= l.next {
 			l.next, fresh = res.last+1, false
 		}
 	}
 	var f file
 	if fresh {
-		if f, err = createSegment(dir, l.next, openFile); err == nil {
+		if f, err = createSegment(dir, l.next, l.zeros, openFile); err == nil {
 			if err = syncDir(dir); err != nil {
 				_ = f.Close() // nothing was written through f
 			}
 		}
 		segs = append(segs, segment{first: l.next, size: int64(headerLen)})
+		zeroed = int64(headerLen + len(l.zeros))
 	} else {
 		f, err = openFile(filepath.Join(dir, segmentName(segs[len(segs)-1].first)))
 	}
@@ -204,6 +228,7 @@ func open(dir string, opts Options, openFile opener) (*Log, error) {
 		return nil, fmt.Errorf("wal: open: %w", err)
 	}
 	l.f = f
+	l.zeroed = zeroed
 	l.synced = l.next - 1
 	l.cur, l.old = segs[len(segs)-1], segs[:len(segs)-1]
 	for _, s := range l.old {
@@ -324,13 +349,18 @@ func (l *Log) writeLocked(window bool) error {
 	if l.dirDirty {
 		dir = l.dir
 	}
+	var pad []byte
+	if off+int64(len(data)) > l.zeroed {
+		pad = l.zeros
+	}
 	l.mu.Unlock()
 	start := time.Now()
-	err := writeSync(f, data, off, dir)
-	l.stats.note(len(data), time.Since(start), err)
+	err := writeSync(f, data, pad, off, dir)
+	l.stats.note(len(data)+len(pad), time.Since(start), err)
 	l.mu.Lock()
 	l.inflight = 0
 	if err != nil {
+		l.zeroed = off // the file was truncated back to off, or is unknown past it
 		// Put the group back ahead of the records appended since: the next
 		// group writes it again, at the same offset.
 		merged := append(data, l.buf...)
@@ -341,6 +371,7 @@ func (l *Log) writeLocked(window bool) error {
 		return err
 	}
 	l.cur.size += int64(len(data))
+	l.zeroed = max(l.zeroed, l.cur.size+int64(len(pad)))
 	l.synced, l.lastGroup = end, n
 	if dir != "" {
 		l.dirDirty = false
@@ -351,11 +382,14 @@ func (l *Log) writeLocked(window bool) error {
 	return nil
 }
 
-// writeSync writes data at offset off of f and syncs it, then syncs dir
-// unless it is empty. If that fails, it truncates f back to off, so that f
-// keeps no bytes of the failed write when it can.
-func writeSync(f file, data []byte, off int64, dir string) error {
+// writeSync writes data at offset off of f, and pad after it, and syncs
+// them, then syncs dir unless it is empty. If that fails, it truncates f
+// back to off, so that f keeps no bytes of the failed write when it can.
+func writeSync(f file, data, pad []byte, off int64, dir string) error {
 	_, err := f.WriteAt(data, off)
+	if err == nil && len(pad) > 0 {
+		_, err = f.WriteAt(pad, off+int64(len(data)))
+	}
 	if err == nil {
 		err = f.Sync()
 	}
