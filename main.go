@@ -239,9 +239,10 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	log.Info("bucketd started",
 		"http", httpLn.Addr().String(), "resp", resp, "data", cmp.Or(app.Redacted(cfg.Store), cfg.Data),
 		"capacity", cfg.Capacity.String(), "rate", cfg.Rate.String(),
-		"sync", cfg.Sync.String(), "sync_interval", cfg.SyncInterval.String(), "gomaxprocs", runtime.GOMAXPROCS(0),
+		"sync", cfg.Sync.String(), "sync_interval", cfg.SyncInterval.String(),
 		"config", cmp.Or(cfg.ConfigFile, "none"), "tls", certs != nil, app.Policies(lim),
-		"grpc", grpcAddr, "rls_config", cmp.Or(cfg.RLSConfig, "none"), app.RLSDomains(rc))
+		"grpc", grpcAddr, "rls_config", cmp.Or(cfg.RLSConfig, "none"), app.RLSDomains(rc),
+		"gomaxprocs", runtime.GOMAXPROCS(0))
 
 	var serveErr error
 serve:
