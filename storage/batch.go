@@ -113,10 +113,10 @@ func (db *DB) unlockShards(set *[shardCount / 64]uint64) {
 	}
 }
 
-// prefetch loads the index slot, then the first record, of each key of
-// the batch, without depending on one load to start the next, so that the
-// processor has many misses in flight. The shards are locked. It changes
-// nothing; what it reads is dropped into sink.
+// prefetch loads the index slot, then the first record, then the stored
+// key, of each key of the batch, one pass each, so that within a pass no
+// load waits for another and the processor has many misses in flight. The
+// shards are locked. It changes nothing; what it reads goes to sink.
 func (db *DB) prefetch(reqs []TakeReq, res []TakeResult, hashes []uint64) {
 	if len(reqs) < 2 {
 		return
@@ -139,6 +139,17 @@ func (db *DB) prefetch(reqs []TakeReq, res []TakeResult, hashes []uint64) {
 		if n := len(s.index); n > 0 {
 			if v := s.index[int(tagOf(h))&(n-1)]; v != 0 {
 				acc += s.recs[int(uint32(v))-1].hash
+			}
+		}
+	}
+	for i, h := range hashes {
+		if res[i].Err != nil {
+			continue
+		}
+		s := &db.table.shards[h%shardCount]
+		if n := len(s.index); n > 0 {
+			if v := s.index[int(tagOf(h))&(n-1)]; v != 0 {
+				acc += uint64(s.arena[s.recs[int(uint32(v))-1].keyOff])
 			}
 		}
 	}
