@@ -307,9 +307,9 @@ func TestNoHeapObjectsPerBucket(t *testing.T) {
 
 // TestHashIsStable: a key's hash, which places it in its shard and page
 // on disk, is FNV-1a over the seed's 8 bytes then the key's, mixed once;
-// these values were computed by the hash before its seed part was cached
-// (the same as every file so far used), so a file
-// written before keeps its layout.
+// the values were computed by the hash before its seed part was cached,
+// which every file so far was written with, so an old file keeps its
+// layout.
 func TestHashIsStable(t *testing.T) {
 	for _, c := range []struct {
 		seed uint64
