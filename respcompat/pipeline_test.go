@@ -178,3 +178,48 @@ func TestPipelineNoBatchWhenWatched(t *testing.T) {
 	c.runRead(t, strings.Repeat(encode("CL.THROTTLE", "k", "9", "1", "60"), 3))
 	assert.Empty(t, bc.sizes)
 }
+
+// FuzzPipelineIsOneByOne: any sequence of CL.THROTTLEs (good and bad)
+// among other commands, read at once, gets the replies of the same
+// commands run one at a time. Each byte of the input picks a command.
+func FuzzPipelineIsOneByOne(f *testing.F) {
+	cmds := [][]string{
+		{"CL.THROTTLE", "a", "2", "1", "60"},
+		{"CL.THROTTLE", "a", "2", "1", "60", "2"},
+		{"CL.THROTTLE", "b", "0", "1", "1"},
+		{"CL.THROTTLE", "b", "5", "10", "1", "-3"},
+		{"CL.THROTTLE", "c", "1", "1", "60", "0"},
+		{"cl.throttle", "a", "9", "2", "60", "11"},
+		{"CL.THROTTLE", "a", "x", "1", "60"},
+		{"CL.THROTTLE", "a"},
+		{"CL.THROTTLE", "", "2", "1", "60"},
+		{"CL.THROTTLE", "c", "2", "0", "60"},
+		{"PING"},
+		{"MULTI"},
+		{"EXEC"},
+		{"DISCARD"},
+		{"HGETALL", "a"},
+		{"EXISTS", "a", "b", "c"},
+		{"DEL", "b"},
+		{"FLUSHALL"},
+	}
+	f.Add([]byte{0, 0, 1, 2, 3, 6, 7, 0, 10, 0, 0})
+	f.Add([]byte{11, 0, 1, 12, 0, 0, 14, 5, 5, 5, 16, 3, 3})
+	f.Add([]byte{0, 0, 0, 0, 17, 0, 0, 13, 11, 2, 2, 13, 2, 2})
+	f.Fuzz(func(t *testing.T, picks []byte) {
+		if len(picks) > 200 {
+			picks = picks[:200]
+		}
+		var raw strings.Builder
+		for _, p := range picks {
+			raw.WriteString(encode(cmds[int(p)%len(cmds)]...))
+		}
+		got := pipelineConn(newStack(t, storage.Options{}).lim, Config{}).runRead(t, raw.String())
+		one := pipelineConn(newStack(t, storage.Options{}).lim, Config{})
+		var want strings.Builder
+		for _, p := range picks {
+			want.WriteString(one.runRead(t, encode(cmds[int(p)%len(cmds)]...)))
+		}
+		require.Equal(t, want.String(), got)
+	})
+}
