@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bucketd/bucketd/bucket"
+	"github.com/bucketd/bucketd/limiter"
 	"github.com/tidwall/redcon"
 )
 
@@ -21,6 +22,14 @@ type stubLimiter struct{ Limiter }
 
 func (stubLimiter) Throttle(key string, l bucket.Limit, cost bucket.Tokens) (bucket.Decision, error) {
 	return bucket.Decision{Allowed: true, Limit: l.Capacity, Remaining: l.Capacity - cost, ResetAfter: 2 * time.Second}, nil
+}
+
+func (s stubLimiter) ThrottleBatch(reqs []limiter.ThrottleReq, out []limiter.ThrottleResult) []limiter.ThrottleResult {
+	for _, q := range reqs {
+		d, err := s.Throttle(q.Key, q.Limit, q.Cost)
+		out = append(out, limiter.ThrottleResult{Decision: d, Err: err})
+	}
+	return out
 }
 
 const (

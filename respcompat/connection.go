@@ -44,6 +44,7 @@ type conn struct {
 	w      int        // end of the bytes read
 	f      framer     // finds the commands in buf[end:w] and later reads
 	args   [][]byte   // the current command; aliases buf, reused
+	batch  batchState // CL.THROTTLEs run as one batch: pipeline.go
 	out    []byte     // replies not yet written
 	authed bool       // AUTH succeeded, or no password is required
 	admin  bool       // authenticated as the admin user (Config.AdminToken)
@@ -230,8 +231,12 @@ func (c *conn) run() error {
 				continue
 			}
 		}
-		c.exec(c.args)
-		ran++
+		if c.batchable(c.args) {
+			ran += uint64(c.runThrottles(c.args)) // pipeline.go
+		} else {
+			c.exec(c.args)
+			ran++
+		}
 		if len(c.out) >= min(c.s.outLimit, writeChunk) {
 			// Backpressure: a client that does not read its replies
 			// blocks here, and its next commands are not read.

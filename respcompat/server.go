@@ -21,6 +21,10 @@ import (
 // use. Errors that wrap no sentinel of package bucket are internal.
 type Limiter interface {
 	Ops
+	// ThrottleBatch runs Throttle on each of reqs, in order, as one step,
+	// and appends each outcome to out: pipelined CL.THROTTLEs. A key is
+	// only read during the call.
+	ThrottleBatch(reqs []limiter.ThrottleReq, out []limiter.ThrottleResult) []limiter.ThrottleResult
 	// NewWatch returns an empty set of watched keys (WATCH).
 	NewWatch() *limiter.Watch
 	// Atomic runs fn with the locks of keys (of every key if all) held,

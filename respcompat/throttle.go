@@ -32,31 +32,52 @@ import (
 // maths is exact. redis-cell does not check signs; here a negative
 // max_burst, count or period is an error.
 func cmdThrottle(c *conn, args [][]byte) {
-	if len(args) != 5 && len(args) != 6 {
-		c.err(cellPrefix + "Usage: cl.throttle <key> <max_burst> <count per period> <period> [<quantity>]")
+	q, msg := parseThrottle(args)
+	if msg != "" {
+		c.err(msg)
 		return
+	}
+	start := c.timer()
+	d, err := c.store.Throttle(string(args[1]), q.limit, q.cost)
+	c.throttleReply(q, d, err, start)
+}
+
+// cellReq is a CL.THROTTLE's arguments, parsed.
+type cellReq struct {
+	limit    bucket.Limit
+	cost     bucket.Tokens
+	maxBurst int64
+}
+
+// parseThrottle parses a CL.THROTTLE's arguments (args[1] is the key), or
+// returns the error to reply.
+func parseThrottle(args [][]byte) (cellReq, string) {
+	if len(args) != 5 && len(args) != 6 {
+		return cellReq{}, cellPrefix + "Usage: cl.throttle <key> <max_burst> <count per period> <period> [<quantity>]"
 	}
 	v := [4]int64{3: 1} // max_burst, count, period, quantity
 	for i, a := range args[2:] {
 		n, ok := parseCellInt(a)
 		if !ok {
-			c.err(cellPrefix + "Couldn't parse as integer: " + string(a))
-			return
+			return cellReq{}, cellPrefix + "Couldn't parse as integer: " + string(a)
 		}
 		v[i] = n
 	}
 	maxBurst, count, period, quantity := v[0], v[1], v[2], v[3]
 	l, msg := cellLimit(maxBurst, count, period)
 	if msg != "" {
-		c.err(cellPrefix + msg)
-		return
+		return cellReq{}, cellPrefix + msg
 	}
 	// More than the capacity can never fit, and giving back more than it
 	// fills the bucket: any amount beyond says so, without overflowing.
 	cost := bucket.Tokens(max(min(quantity, maxBurst+2), -(maxBurst+2))) * bucket.Token
-	start := c.timer()
-	d, err := c.store.Throttle(string(args[1]), l, cost)
-	c.observe(frontCell, "", cost, d.Allowed, false, err, start)
+	return cellReq{limit: l, cost: cost, maxBurst: maxBurst}, ""
+}
+
+// throttleReply reports the take of q that started at start (c.timer) to
+// the metrics and writes its reply.
+func (c *conn) throttleReply(q cellReq, d bucket.Decision, err error, start time.Duration) {
+	c.observe(frontCell, "", q.cost, d.Allowed, false, err, start)
 	if err != nil {
 		c.writeError(err)
 		return
@@ -67,7 +88,7 @@ func cmdThrottle(c *conn, args [][]byte) {
 	}
 	c.array(5)
 	c.int(b2i(!d.Allowed))
-	c.int(maxBurst + 1)
+	c.int(q.maxBurst + 1)
 	c.int(d.Remaining.Whole())
 	c.int(retry)
 	c.int(cellSeconds(d.ResetAfter))

@@ -50,6 +50,17 @@ func (d diskDown) Throttle(key string, l bucket.Limit, cost bucket.Tokens) (buck
 	return dec, err
 }
 
+func (d diskDown) ThrottleBatch(reqs []limiter.ThrottleReq, out []limiter.ThrottleResult) []limiter.ThrottleResult {
+	base := len(out)
+	out = d.Limiter.ThrottleBatch(reqs, out)
+	for i, q := range reqs {
+		if r := &out[base+i]; r.Err == nil && q.Cost > 0 && r.Allowed {
+			r.Err = errDisk
+		}
+	}
+	return out
+}
+
 func (d diskDown) Save() error {
 	if err := d.Limiter.Save(); err != nil {
 		return err

@@ -154,3 +154,34 @@ func BenchmarkTake1M(b *testing.B) {
 	}
 	b.ReportMetric(heap, "heap-B/bucket")
 }
+
+// BenchmarkTakeBatch1M is BenchmarkTake1M in batches of 16 takes, as
+// pipelined CL.THROTTLEs (redis-benchmark -P 16) reach the store; an op is
+// one take.
+func BenchmarkTakeBatch1M(b *testing.B) {
+	const n, batch = 1_000_000, 16
+	db := mustOpen(b, storage.Options{})
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = "k:" + itoa(i)
+		if _, err := db.Take(cell, keys[i], fast, tok, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	reqs := make([]storage.TakeReq, batch)
+	var out []storage.TakeResult
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		for j := range reqs {
+			reqs[j] = storage.TakeReq{Key: keys[rng.IntN(n)], Limits: fast, Cost: tok}
+		}
+		out = db.TakeBatch(cell, reqs, out[:0])
+		for _, r := range out {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+	}
+}

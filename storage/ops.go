@@ -19,6 +19,20 @@ func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.
 	if err != nil {
 		return bucket.Decision{}, err
 	}
+	d, seq, err := db.takeLocked(s, h, ns, key, limits, cost, each, t, off)
+	s.mu.Unlock()
+	if err != nil {
+		return d, db.durable(0, err)
+	}
+	return d, db.durable(seq, nil)
+}
+
+// takeLocked is Take on key (of hash h) in its shard s, locked, at the
+// instant t (off: the offset to wall time then). It returns the seq of the
+// change's log record, 0 when nothing changed, or an error of the log or
+// of the eviction that made room: the take's decision stands, and the
+// caller wraps it (durable).
+func (db *DB) takeLocked(s *shard, h uint64, ns Namespace, key string, limits []bucket.Limit, cost bucket.Tokens, each []bucket.Decision, t, off int64) (bucket.Decision, uint64, error) {
 	now := time.Unix(0, t)
 	r, first, slot := s.lookup(h, key, ns, db.table.specs)
 	var b sub
@@ -35,13 +49,11 @@ func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.
 	fitStates(states, live, ns, limits, now)
 	d := apply(states, limits, now, cost, each)
 	if cost == 0 || (cost > 0 && !d.Allowed) || (cost < 0 && live == nil) {
-		s.mu.Unlock()
-		return d, nil // nothing changed
+		return d, 0, nil // nothing changed
 	}
 	if first < 0 {
 		if evicted, err := db.makeRoomLocked(s); err != nil {
-			s.mu.Unlock()
-			return d, db.durable(0, err)
+			return d, 0, err
 		} else if evicted {
 			_, slot = s.find(h, key) // the index changed
 		}
@@ -52,8 +64,7 @@ func (db *DB) Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.
 	db.table.store(s, h, key, r, first, slot, ns, limits, states, b.updated, b.fullAt)
 	s.buf = appendPut(s.buf[:0], key, &b, off)
 	seq, err := db.journalLocked(s.buf)
-	s.mu.Unlock()
-	return d, db.durable(seq, err)
+	return d, seq, err
 }
 
 // lockKey checks the arguments of a change of (ns, key), locks key's shard

@@ -40,6 +40,14 @@ type Store interface {
 	// the take stays made (it reaches the disk with a later write). Invalid
 	// input (limits, key, namespace) wraps bucket.ErrInvalid.
 	Take(ns Namespace, key string, limits []bucket.Limit, cost bucket.Tokens, each []bucket.Decision) (bucket.Decision, error)
+	// TakeBatch makes the takes of reqs in ns, each as Take with each nil,
+	// in their order: the result is that of the takes one after the other
+	// (a key repeated in reqs is taken in its order). The embedded engine
+	// makes the batch one step, at one instant, that no other change comes
+	// between; another engine may be as between Takes. It appends reqs[i]'s outcome to
+	// out, in order, and returns it; each outcome's Err is what Take would
+	// have returned for it (invalid input fails that take alone).
+	TakeBatch(ns Namespace, reqs []TakeReq, out []TakeResult) []TakeResult
 	// Peek returns (ns, key)'s bucket now, under limits (refitted as Take
 	// does), or under its stored limits when limits is nil. It reports
 	// false, and a zero Snapshot, when the bucket is full: a full bucket
@@ -85,6 +93,22 @@ type Store interface {
 	// Close makes every change durable and releases the store. It is
 	// idempotent.
 	Close() error
+}
+
+// TakeReq is one take of a batch (Store.TakeBatch): cost tokens from
+// key's bucket under limits.
+type TakeReq struct {
+	Key    string
+	Limits []bucket.Limit
+	Cost   bucket.Tokens
+}
+
+// TakeResult is the outcome of one take of a batch: its decision, or the
+// error Take would have returned (the decision of a take that changed the
+// bucket stays with an error wrapping bucket.ErrNotDurable).
+type TakeResult struct {
+	bucket.Decision
+	Err error
 }
 
 // Override is one key's own limits under one namespace: a premium customer's

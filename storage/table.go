@@ -106,27 +106,35 @@ type shard struct {
 // table is the in-memory state of every bucket that is not full.
 type table struct {
 	seed   uint64 // the file's hash seed: where a key lives is stable across restarts
+	h0     uint64 // the hash state after the seed, the same for every key
 	specs  *specs
 	shards [shardCount]shard
 }
 
 func newTable(seed uint64) *table {
-	return &table{seed: seed, specs: newSpecs()}
+	t := &table{seed: seed, specs: newSpecs()}
+	t.h0 = fnvOffset
+	for i := 0; i < 8; i++ {
+		t.h0 ^= (seed >> (8 * i)) & 0xff
+		t.h0 *= fnvPrime
+	}
+	return t
 }
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
 
 // hash is FNV-1a over the file's seed and the key: stable, so that a key's
 // page is the same after a restart, and seeded, so that keys cannot be
 // chosen to crowd one shard without knowing the seed.
+// The seed's part of the hash is computed once (newTable).
 func (t *table) hash(key string) uint64 {
-	const prime = 1099511628211
-	h := uint64(14695981039346656037)
-	for i := 0; i < 8; i++ {
-		h ^= (t.seed >> (8 * i)) & 0xff
-		h *= prime
-	}
+	h := t.h0
 	for i := 0; i < len(key); i++ {
 		h ^= uint64(key[i])
-		h *= prime
+		h *= fnvPrime
 	}
 	return h ^ h>>29
 }

@@ -153,6 +153,18 @@ func (s *Store) Take(ns storage.Namespace, key string, limits []bucket.Limit, co
 	return r.d, nil
 }
 
+// TakeBatch implements storage.Store: the takes one after the other, each
+// one script call. (No other client's change comes between them only when
+// the caller holds their keys, as the limiter's stripe locks do: Redis
+// runs each script alone, not the batch.)
+func (s *Store) TakeBatch(ns storage.Namespace, reqs []storage.TakeReq, out []storage.TakeResult) []storage.TakeResult {
+	for _, q := range reqs {
+		d, err := s.Take(ns, q.Key, q.Limits, q.Cost, nil)
+		out = append(out, storage.TakeResult{Decision: d, Err: err})
+	}
+	return out
+}
+
 // Set implements storage.Store.
 func (s *Store) Set(ns storage.Namespace, key string, limits []bucket.Limit, tokens bucket.Tokens, each []bucket.Decision) (bucket.Decision, error) {
 	specs, err := checkArgs(ns, key, limits, each)

@@ -272,6 +272,10 @@ func testClosed(t *testing.T, e *env) {
 	}
 	_, err := e.s.Take(free, "joe", five, tok, nil)
 	closed(err, "Take")
+	got := e.s.TakeBatch(free, []storage.TakeReq{{Key: "joe", Limits: five, Cost: tok}, {Key: "ann", Limits: five, Cost: tok}}, nil)
+	require.Len(t, got, 2)
+	closed(got[0].Err, "TakeBatch")
+	closed(got[1].Err, "TakeBatch")
 	_, _, err = e.s.Peek(free, "joe", nil)
 	closed(err, "Peek")
 	_, err = e.s.Set(free, "joe", five, tok, nil)

@@ -72,6 +72,10 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"InvalidInput", testInvalid},
 		{"Reopen", testReopen},
 		{"ClosedStore", testClosed},
+		{"BatchRepeatedKey", testBatchRepeatedKey},
+		{"BatchMixed", testBatchMixed},
+		{"BatchInvalid", testBatchInvalid},
+		{"BatchRandomIsTakesOneByOne", testBatchRandom},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
