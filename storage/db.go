@@ -165,9 +165,6 @@ type DB struct {
 	evicted     atomic.Uint64
 	closed      atomic.Bool
 	stats       counters // for Stats
-	// flusherThread is the id of the flusher's thread once it runs at a
-	// lower priority; 0 if it does not.
-	flusherThread atomic.Int64
 
 	wal        *wal.Log
 	logFile    func(path string) (wal.File, error) // how the log opens its files; nil: the OS's. Tests make them fail

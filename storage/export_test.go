@@ -197,7 +197,3 @@ func SetCheckpointBatch(db *DB, n int) {
 	defer db.flushMu.Unlock()
 	db.batchBytes = n
 }
-
-// FlusherThread returns the id of the thread the flusher runs on at a
-// lower priority, 0 if it does not.
-func FlusherThread(db *DB) int { return int(db.flusherThread.Load()) }

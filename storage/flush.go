@@ -33,14 +33,8 @@ type flushWait struct {
 // as long, up to maxBackoff (a caller that waits is served at once,
 // whatever the backoff); each failure is logged once, with the number of
 // failures in a row, and so is the recovery. It returns when the DB closes.
-//
-// It runs on a thread of its own at a lower priority (lowerPriority), so
-// that its checkpoints and sweeps take the CPU only when takes leave it:
-// on one core this cut the p99 of takes during back-to-back checkpoints
-// from about 2 ms to about 1 ms (README, Performance).
 func (db *DB) flusher() {
 	defer close(db.done)
-	db.flusherThread.Store(int64(lowerPriority()))
 	ticksPerSweep := max(1, int(sweepEvery/db.every))
 	ticks, failures := 0, 0
 	var hold time.Duration // after failures, checkpoints wait until the clock's Mono reaches it
