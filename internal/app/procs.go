@@ -2,25 +2,26 @@ package app
 
 import (
 	"strings"
+
+	"github.com/bucketd/bucketd/storage"
 )
 
 // MinProcs returns how many Ps (GOMAXPROCS) bucketd should run with, given
 // its configuration, the environment and the current count: at least 2
-// with the embedded store, unless the environment sets GOMAXPROCS.
+// under --sync always with the embedded store, unless the environment sets
+// GOMAXPROCS.
 //
-// The embedded store blocks a thread in fdatasync: in each group commit of
-// the log under --sync always, and in the commits of a checkpoint. With one
-// P (one CPU, or a container limited to one), the takes waiting for that P
-// wait until the runtime notices the blocked thread and hands its P on,
-// which takes up to 10 ms when the runtime has been idle, and the
-// goroutine back from fdatasync queues behind the next group's requests.
-// With a second P they run at once, and the operating system shares the
-// CPU between the two threads. On one pinned core this cut the p99 of
-// takes during back-to-back checkpoints about tenfold and raised the takes
-// a second under --sync always, at no measurable cost to pipelined takes
-// (README, Performance).
+// Under --sync always, every changing take waits for a group's fdatasync.
+// With one P (one CPU, or a container limited to one), the takes of the
+// next group wait until Go's runtime notices the thread blocked in that
+// syscall and hands its P on, and the goroutine back from it queues behind
+// them before it can answer its group; with a second P both run at once,
+// and the operating system shares the CPU between the two threads. On one
+// pinned core this about doubled the takes a second. Under --sync interval
+// a second P costs more than it gives: on one pinned core the p99 of HTTP
+// takes rose from about 1-4 ms to 4-13 ms (README, CPUs).
 func MinProcs(cfg Config, env []string, current int) int {
-	if cfg.Store != "" || current >= 2 {
+	if cfg.Store != "" || cfg.Sync != storage.SyncAlways || current >= 2 {
 		return current
 	}
 	for _, kv := range env {

@@ -22,7 +22,7 @@ func TestMinProcs(t *testing.T) {
 		{"always, GOMAXPROCS set by the user", always, []string{"GOMAXPROCS=1"}, 1, 1},
 		{"always on two Ps", always, nil, 2, 2},
 		{"always on eight Ps", always, nil, 8, 8},
-		{"interval on one P", Config{Sync: storage.SyncInterval}, nil, 1, 2},
+		{"interval on one P", Config{Sync: storage.SyncInterval}, nil, 1, 1},
 		{"interval, GOMAXPROCS set by the user", Config{Sync: storage.SyncInterval}, []string{"GOMAXPROCS=1"}, 1, 1},
 		{"the Redis store on one P", Config{Sync: storage.SyncAlways, Store: "redis://127.0.0.1:6379"}, nil, 1, 1},
 	}
