@@ -236,7 +236,7 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 	writes := db.writes[:0]
 	arena := db.arena[:0]
 	defer func() { // keep the buffers for the next checkpoint, unless one was huge
-		if cap(arena) <= 2*checkpointBatch {
+		if cap(arena) <= keptBuffer {
 			db.arena, db.writes = arena[:0], writes[:0]
 		}
 	}()
@@ -259,7 +259,7 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 				start := len(arena)
 				arena = append(arena, pages[pg]...)
 				writes = append(writes, pageWrite{id: uint16(i*pagesPerShard + pg), off: start, end: len(arena)})
-				if cap(pages[pg]) > checkpointBatch {
+				if cap(pages[pg]) > keptBuffer {
 					pages[pg] = nil // after a huge shard, do not keep its buffer
 				}
 			}
@@ -289,8 +289,16 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 }
 
 // checkpointBatch is about the most bytes of pages a checkpoint writes in
-// one transaction.
-const checkpointBatch = 4 << 20
+// one transaction: 128 KiB. bbolt's commit of a batch takes the CPU until
+// it is done, so the batch bounds how long takes on one core wait for it.
+// With checkpoints back to back at 950 000 buckets on one pinned core, the
+// p99 of takes was about 20 ms with 4 MiB batches, 10 ms with 512 KiB and
+// 1-2 ms with 128 KiB; a whole checkpoint took about as long (0.43-0.56 s
+// against 0.43-0.44 s) and wrote 17 % more bytes (README, Performance).
+const checkpointBatch = 128 << 10
+
+// keptBuffer is the largest buffer a checkpoint keeps for the next one.
+const keptBuffer = 4 << 20
 
 // maxOffsetDrift is how far the offset from the timeline to wall time may
 // move between checkpoints that write their pages in several transactions:
