@@ -35,10 +35,6 @@ const (
 	DefaultSegmentBytes = 64 << 20
 )
 
-// maxSpare is the largest buffer, in bytes, that a Log keeps for its next
-// group once a group is written; a larger one (after a burst) is dropped.
-const maxSpare = 16 << 20
-
 // Options configure a Log. The zero value is valid.
 type Options struct {
 	// Window is the longest that the leader of a group commit waits for
@@ -113,12 +109,13 @@ type Log struct {
 	next         uint64 // seq of the next Append
 	synced       uint64 // every record up to synced is durable
 	// buf holds the frames of the records after synced that are not in
-	// flight (a group being written), in order of seq. spare is an empty
-	// buffer to swap in.
-	buf, spare []byte
-	pending    int // records in buf
-	inflight   int // bytes of the group being written
-	lastGroup  int // records in the last group written
+	// flight (a group being written), in order of seq; free holds empty
+	// chunks for it to reuse.
+	buf       records
+	free      [][]byte
+	pending   int // records in buf
+	inflight  int // bytes of the group being written
+	lastGroup int // records in the last group written
 	// failGen counts failed groups; failSeq is the last seq of the latest
 	// one and failErr its error.
 	failGen  uint64
@@ -258,9 +255,9 @@ func (l *Log) Append(payload []byte) (uint64, error) {
 	}
 	seq := l.next
 	l.next++
-	l.buf = appendRecord(l.buf, seq, payload)
+	l.free = l.buf.add(seq, payload, l.free)
 	l.pending++
-	if l.gather != nil && (len(l.buf) >= l.maxGroup || l.pending >= l.gatherTarget) {
+	if l.gather != nil && (l.buf.n >= l.maxGroup || l.pending >= l.gatherTarget) {
 		close(l.gather)
 		l.gather = nil
 	}
@@ -326,7 +323,7 @@ func (l *Log) syncLocked(seq uint64, window bool) error {
 // are pending as the last group held, or l.maxGroup bytes. The caller holds
 // mu and has set leading; mu is released during the wait and the I/O.
 func (l *Log) writeLocked(window bool) error {
-	if window && l.window > 0 && l.pending < l.lastGroup && len(l.buf) < l.maxGroup {
+	if window && l.window > 0 && l.pending < l.lastGroup && l.buf.n < l.maxGroup {
 		gather := make(chan struct{})
 		l.gather, l.gatherTarget = gather, l.lastGroup
 		l.mu.Unlock()
@@ -339,56 +336,63 @@ func (l *Log) writeLocked(window bool) error {
 		l.mu.Lock()
 		l.gather = nil
 	}
-	if len(l.buf) == 0 {
+	if l.buf.n == 0 {
 		return nil
 	}
 	data, n, end, off, f := l.buf, l.pending, l.next-1, l.cur.size, l.f
-	l.buf, l.spare, l.pending = l.spare[:0], nil, 0
-	l.inflight = len(data)
+	l.buf, l.pending = records{}, 0
+	l.inflight = data.n
 	dir := ""
 	if l.dirDirty {
 		dir = l.dir
 	}
 	var pad []byte
-	if off+int64(len(data)) > l.zeroed {
+	if off+int64(data.n) > l.zeroed {
 		pad = l.zeros
 	}
 	l.mu.Unlock()
 	start := time.Now()
-	err := writeSync(f, data, pad, off, dir)
-	l.stats.note(len(data)+len(pad), time.Since(start), err)
+	err := writeSync(f, data.chunks, pad, off, dir)
+	l.stats.note(data.n+len(pad), time.Since(start), err)
 	l.mu.Lock()
 	l.inflight = 0
 	if err != nil {
 		l.zeroed = off // the file was truncated back to off, or is unknown past it
 		// Put the group back ahead of the records appended since: the next
 		// group writes it again, at the same offset.
-		merged := append(data, l.buf...)
-		l.spare, l.buf = l.buf[:0], merged
+		data.chunks = append(data.chunks, l.buf.chunks...)
+		data.n += l.buf.n
+		l.buf = data
 		l.pending += n
 		l.failGen++
 		l.failSeq, l.failErr = end, err
 		return err
 	}
-	l.cur.size += int64(len(data))
+	l.cur.size += int64(data.n)
 	l.zeroed = max(l.zeroed, l.cur.size+int64(len(pad)))
 	l.synced, l.lastGroup = end, n
 	if dir != "" {
 		l.dirDirty = false
 	}
-	if cap(data) <= maxSpare {
-		l.spare = data[:0]
-	}
+	l.free = data.recycle(l.free)
 	return nil
 }
 
-// writeSync writes data at offset off of f, and pad after it, and syncs
-// them, then syncs dir unless it is empty. If that fails, it truncates f
-// back to off, so that f keeps no bytes of the failed write when it can.
-func writeSync(f file, data, pad []byte, off int64, dir string) error {
-	_, err := f.WriteAt(data, off)
+// writeSync writes the chunks of data one after the other from offset off
+// of f, and pad after them, and syncs them, then syncs dir unless it is
+// empty. If that fails, it truncates f back to off, so that f keeps no
+// bytes of the failed write when it can.
+func writeSync(f file, data [][]byte, pad []byte, off int64, dir string) error {
+	var err error
+	at := off
+	for _, c := range data {
+		if _, err = f.WriteAt(c, at); err != nil {
+			break
+		}
+		at += int64(len(c))
+	}
 	if err == nil && len(pad) > 0 {
-		_, err = f.WriteAt(pad, off+int64(len(data)))
+		_, err = f.WriteAt(pad, at)
 	}
 	if err == nil {
 		err = f.Sync()
@@ -410,7 +414,7 @@ func writeSync(f file, data, pad []byte, off int64, dir string) error {
 func (l *Log) Size() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.oldBytes + l.cur.size + int64(len(l.buf)+l.inflight)
+	return l.oldBytes + l.cur.size + int64(l.buf.n+l.inflight)
 }
 
 // RotateDue reports whether the current segment, with the records pending
@@ -418,7 +422,7 @@ func (l *Log) Size() int64 {
 func (l *Log) RotateDue() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.cur.size+int64(len(l.buf)+l.inflight) > l.segmentBytes
+	return l.cur.size+int64(l.buf.n+l.inflight) > l.segmentBytes
 }
 
 // LastSeq returns the seq of the last record appended (durable or not), 0
