@@ -39,8 +39,15 @@ func TestGroupOfManyChunks(t *testing.T) {
 			}
 			require.NoError(t, l.Sync(last))
 			assert.Equal(t, 0, l.buf.n)
-			assert.NotEmpty(t, l.free, "the chunks are kept for reuse")
+			require.NotEmpty(t, l.free, "the chunks are kept for reuse")
+			assert.LessOrEqual(t, len(l.free), maxFreeChunks)
+			for _, c := range l.free {
+				assert.Equal(t, chunkSize, cap(c), "only chunks of chunkSize are kept: not the big record's")
+				assert.Empty(t, c)
+			}
+			free := len(l.free)
 			more := appendAll(t, l, 5000, 10, 20)
+			assert.Len(t, l.free, free-1, "the next records go into a kept chunk")
 			require.NoError(t, l.Sync(more[1].Seq))
 			want = append(want, more...)
 			require.NoError(t, l.Close())

@@ -75,7 +75,8 @@ func TestPreallocate(t *testing.T) {
 func TestPreallocateRotate(t *testing.T) {
 	const pad = 4096
 	dir := t.TempDir()
-	l := mustOpen(t, dir, Options{Window: -1, Preallocate: pad}, nil)
+	logger, logs := captureLogger()
+	l := mustOpen(t, dir, Options{Window: -1, Preallocate: pad, Logger: logger}, nil)
 	want := appendAll(t, l, 0, 10, 20, 30)
 	next, err := l.Rotate()
 	require.NoError(t, err)
@@ -84,7 +85,9 @@ func TestPreallocateRotate(t *testing.T) {
 	assert.Equal(t, int64(headerLen+pad), fileSize(t, segPath(dir, 4)))
 	want = append(want, appendAll(t, l, 3, 40)...)
 	require.NoError(t, l.Sync(4))
+	assert.Equal(t, int64(headerLen+pad), fileSize(t, segPath(dir, 4)), "the record fell in the new segment's zeros")
 	require.NoError(t, l.Close())
+	assert.Empty(t, logs.String(), "no warning")
 
 	got, last, err := replayAll(t, dir, 0, nil)
 	require.NoError(t, err)
