@@ -22,9 +22,12 @@ import (
 type SyncMode int
 
 const (
-	// SyncInterval writes changed buckets once every SyncInterval; a take is
-	// answered without waiting for the disk. A crash loses at most the last
-	// interval. This is the zero value.
+	// SyncInterval writes the log of changes out every 100ms (or every
+	// SyncInterval, if shorter) and syncs it every SyncInterval; a take is
+	// answered without waiting for the disk. A crash of the process loses
+	// at most what was not yet written out, a crash of the machine at most
+	// the last interval (and the time its sync takes). This is the zero
+	// value.
 	SyncInterval SyncMode = iota
 	// SyncAlways makes each changed take durable before it is answered;
 	// concurrent takes share one commit.

@@ -21,6 +21,13 @@ const sweepEvery = 5 * time.Second
 // maxBackoff is the longest wait between retries of a failing flush.
 const maxBackoff = 30 * time.Second
 
+// logWriteEvery is how often, under SyncInterval, the log's pending records
+// are written to its file (without a sync) between the syncs of every
+// SyncInterval, when that is longer. Written, they survive a crash of the
+// process (SIGKILL, the OOM killer, a panic): the operating system holds
+// them. A crash of the machine loses what was not synced.
+const logWriteEvery = 100 * time.Millisecond
+
 // flushWait is a flush that callers wait for.
 type flushWait struct {
 	done  chan struct{}
@@ -29,7 +36,8 @@ type flushWait struct {
 }
 
 // flusher writes changed buckets every interval, and whenever a caller
-// waits for a flush. After a failed interval flush the next one waits twice
+// waits for a flush; under SyncInterval it also writes the log out every
+// logWriteEvery between them. After a failed interval flush the next one waits twice
 // as long, up to maxBackoff (a caller that waits is served at once,
 // whatever the backoff); each failure is logged once, with the number of
 // failures in a row, and so is the recovery. It returns when the DB closes.
@@ -38,13 +46,23 @@ func (db *DB) flusher() {
 	ticksPerSweep := max(1, int(sweepEvery/db.every))
 	ticks, failures := 0, 0
 	var hold time.Duration // after failures, checkpoints wait until the clock's Mono reaches it
-	tick := db.clock.After(db.every)
+	step := db.every
+	if db.sync == SyncInterval {
+		step = min(db.every, logWriteEvery)
+	}
+	flushed := db.clock.Mono() // when the last timed flush ended
+	tick := db.clock.After(step)
 	for {
 		sweep, timed := false, false
 		select {
 		case <-db.stop:
 			return
 		case <-tick:
+			if db.clock.Mono()-flushed < db.every {
+				db.writeOut()
+				tick = db.clock.After(step)
+				continue
+			}
 			ticks++
 			sweep = ticks%ticksPerSweep == 0
 			timed = true
@@ -76,8 +94,17 @@ func (db *DB) flusher() {
 			close(w.done)
 		}
 		if timed { // the next interval counts from the end of this flush
-			tick = db.clock.After(db.every)
+			flushed = db.clock.Mono()
+			tick = db.clock.After(step)
 		}
+	}
+}
+
+// writeOut writes the log's pending records out without a sync (see
+// logWriteEvery). A failure is reported by Health until a flush succeeds.
+func (db *DB) writeOut() {
+	if err := db.wal.WriteOut(); err != nil {
+		db.noteLog(err)
 	}
 }
 
@@ -228,7 +255,8 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 	if err != nil {
 		return err
 	}
-	logWritten := db.clock.Mono() // Rotate wrote it
+	logSynced := db.clock.Mono() // Rotate wrote and synced it
+	logWritten := logSynced
 	off := db.wallOffset()
 	limit := db.batchBytes
 	if d := off - db.pagesOffset; d > maxOffsetDrift || d < -maxOffsetDrift {
@@ -280,14 +308,15 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 		db.pagesOffset = off
 		written += len(arena)
 		writes, arena = writes[:0], arena[:0]
-		// The flusher writes the log once an interval, but not while it
+		// The flusher writes the log out and syncs it, but not while it
 		// makes this checkpoint (about half a second at a million buckets):
-		// write it here when an interval has passed since it was written,
-		// so that a crash still loses only about the last interval.
-		if db.sync == SyncInterval && db.clock.Mono()-logWritten >= db.every {
-			err := db.wal.Flush()
-			db.noteLog(err)
-			logWritten = db.clock.Mono()
+		// do it here, so that a crash loses no more than at other times.
+		if now := db.clock.Mono(); db.sync == SyncInterval && now-logSynced >= db.every {
+			db.noteLog(db.wal.Flush())
+			logSynced, logWritten = now, now
+		} else if db.sync == SyncInterval && now-logWritten >= logWriteEvery {
+			db.writeOut()
+			logWritten = now
 		}
 	}
 	db.checkpoint = next

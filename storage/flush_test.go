@@ -31,26 +31,41 @@ func checkpointing(c *storetest.Clock, logs *logBuffer) storage.Options {
 	return storage.Options{Clock: c, SyncInterval: time.Second, MaxLogBytes: 1, Logger: logs.logger()}
 }
 
+// TestIntervalFlushWritesOnItsTimer: under SyncInterval, the log is
+// written out every 100ms (a crash of the process keeps what is written)
+// and synced every interval.
 func TestIntervalFlushWritesOnItsTimer(t *testing.T) {
 	c := storetest.NewClock(t0)
 	db := mustOpen(t, storage.Options{Clock: c, SyncInterval: time.Second})
 	waitTimers(t, c, 1)
+	syncs := db.Stats().LogWrites
 
 	take(t, db, def, "k", slow, tok)
-	c.Advance(time.Second - 1)
-	assert.Equal(t, 1, c.Timers(), "the interval has not passed")
+	c.Advance(100*time.Millisecond - 1)
+	assert.Equal(t, 1, c.Timers(), "no write is due yet")
 	assert.Empty(t, afterCrash(t, db, c.Wall()), "a take does not touch the disk")
 
 	c.Advance(1)
 	waitDurable(t, db, c.Wall(), def, "k", 4*tok)
+	assert.Equal(t, syncs, db.Stats().LogWrites, "written out, not synced")
 
-	// And again on the next interval.
+	// The next takes are written out on the next tick, and the interval
+	// ends with one sync.
 	waitTimers(t, c, 1)
 	take(t, db, def, "k", slow, tok)
 	assert.Equal(t, map[bk]bucket.Tokens{{def, "k"}: 4 * tok}, remaining(afterCrash(t, db, c.Wall())),
-		"until the interval passes, a crash keeps the last interval's state")
-	c.Advance(time.Second)
+		"until the next tick, a crash keeps what was written")
+	c.Advance(100 * time.Millisecond)
 	waitDurable(t, db, c.Wall(), def, "k", 3*tok)
+	for range 7 { // to 900ms since the flusher started
+		waitTimers(t, c, 1)
+		c.Advance(100 * time.Millisecond)
+	}
+	waitTimers(t, c, 1)
+	assert.Equal(t, syncs, db.Stats().LogWrites, "the interval has not passed")
+	c.Advance(100 * time.Millisecond)
+	require.Eventually(t, func() bool { return db.Stats().LogWrites == syncs+1 }, wait, time.Millisecond,
+		"one sync once the interval passed")
 	assert.Empty(t, inPages(t, db, c.Wall()), "the log holds them: a small log is not worth a checkpoint")
 }
 

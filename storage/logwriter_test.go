@@ -41,9 +41,8 @@ func (d *stepDisk) Update(f func(*bolt.Tx) error) error {
 
 // TestIntervalLogIsWrittenDuringACheckpoint: under SyncInterval, a
 // checkpoint (about half a second at a million buckets, during which the
-// flusher does not tick) writes the log between its transactions once an
-// interval has passed, so that a crash still loses only about the last
-// interval's takes.
+// flusher does not tick) writes the log out every 100ms and syncs it every
+// interval between its transactions, as the flusher does at other times.
 func TestIntervalLogIsWrittenDuringACheckpoint(t *testing.T) {
 	c := storetest.NewClock(t0)
 	db := mustOpen(t, storage.Options{Clock: c, SyncInterval: time.Second})
@@ -62,13 +61,20 @@ func TestIntervalLogIsWrittenDuringACheckpoint(t *testing.T) {
 	d.proceed <- struct{}{}
 	await(t, d.entered, "the third transaction")
 	_, found := afterCrash(t, db, c.Wall())[bk{def, "b"}]
-	assert.False(t, found, "b's take is in the log before an interval passed")
+	assert.False(t, found, "b's take is in the log before it was due to be written")
 
-	c.Advance(time.Second)
+	syncs := db.Stats().LogWrites
+	c.Advance(100 * time.Millisecond)
 	d.proceed <- struct{}{}
 	await(t, d.entered, "the fourth transaction")
 	_, found = afterCrash(t, db, c.Wall())[bk{def, "b"}]
-	assert.True(t, found, "b's take is not in the log once the interval passed, mid-checkpoint")
+	assert.True(t, found, "b's take is not written out after 100ms, mid-checkpoint")
+	assert.Equal(t, syncs, db.Stats().LogWrites, "written out, not synced")
+
+	c.Advance(900 * time.Millisecond)
+	d.proceed <- struct{}{}
+	await(t, d.entered, "the fifth transaction")
+	assert.Equal(t, syncs+1, db.Stats().LogWrites, "synced once the interval passed, mid-checkpoint")
 
 	d.proceed <- struct{}{}
 	timeout := time.After(wait)

@@ -96,7 +96,7 @@ func ParseConfig(args, env []string, stderr io.Writer) (Config, error) {
 		c.Sync, err = storage.ParseSyncMode(s)
 		return err
 	})
-	fs.DurationVar(&c.SyncInterval, "sync-interval", time.Second, "how often changes are written with --sync interval")
+	fs.DurationVar(&c.SyncInterval, "sync-interval", time.Second, "how often changes are synced to disk with --sync interval (they are written out every 100ms)")
 	fs.IntVar(&c.MaxKeys, "max-keys", 0, "most keys held; at the bound a new key evicts the key closest to full (0: no bound)")
 	fs.Int64Var(&c.MaxLogBytes, "max-log-bytes", 256<<20, "the write-ahead log's size at which a checkpoint is made whatever the number of buckets, in `bytes`")
 	fs.Func("log-level", "debug, info, warn or error (default info)", func(s string) error {

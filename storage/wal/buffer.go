@@ -47,3 +47,17 @@ func (r *records) recycle(free [][]byte) [][]byte {
 	}
 	return free
 }
+
+// from returns r's bytes after the first skip, as subslices of its chunks.
+func (r records) from(skip int) [][]byte {
+	var out [][]byte
+	for _, c := range r.chunks {
+		if skip >= len(c) {
+			skip -= len(c)
+			continue
+		}
+		out = append(out, c[skip:])
+		skip = 0
+	}
+	return out
+}

@@ -111,9 +111,12 @@ type Log struct {
 	// buf holds the frames of the records after synced that are not in
 	// flight (a group being written), in order of seq; free holds empty
 	// chunks for it to reuse.
-	buf       records
-	free      [][]byte
-	pending   int // records in buf
+	buf     records
+	free    [][]byte
+	pending int // records in buf
+	// wrote is how many bytes at the front of buf WriteOut wrote: they are
+	// in the file, up to cur.size, but not synced.
+	wrote     int
 	inflight  int // bytes of the group being written
 	lastGroup int // records in the last group written
 	// failGen counts failed groups; failSeq is the last seq of the latest
@@ -123,7 +126,7 @@ type Log struct {
 	failErr  error
 	dirDirty bool    // the name of the current segment may not be durable yet: sync dir before acknowledging
 	f        file    // the current segment's file; nil once closed
-	cur      segment // the current segment; size is its good length
+	cur      segment // the current segment; size is its good length (synced, or written by WriteOut)
 	// zeroed is the length of the current segment's file: the bytes from
 	// cur.size to zeroed are zero. Only the leader uses it outside mu.
 	zeroed   int64
@@ -339,27 +342,37 @@ func (l *Log) writeLocked(window bool) error {
 	if l.buf.n == 0 {
 		return nil
 	}
-	data, n, end, off, f := l.buf, l.pending, l.next-1, l.cur.size, l.f
-	l.buf, l.pending = records{}, 0
-	l.inflight = data.n
+	// The group is every pending record; the first wrote bytes of them are
+	// in the file already (WriteOut), and only need the sync.
+	data, n, end, off, f, wrote := l.buf, l.pending, l.next-1, l.cur.size, l.f, l.wrote
+	base := off - int64(wrote) // the synced length, where the group starts
+	l.buf, l.pending, l.wrote = records{}, 0, 0
+	l.inflight = data.n - wrote
 	dir := ""
 	if l.dirDirty {
 		dir = l.dir
 	}
 	var pad []byte
-	if off+int64(data.n) > l.zeroed {
+	if off+int64(data.n-wrote) > l.zeroed {
 		pad = l.zeros
+	}
+	chunks := data.chunks
+	if wrote > 0 {
+		chunks = data.from(wrote)
 	}
 	l.mu.Unlock()
 	start := time.Now()
-	err := writeSync(f, data.chunks, pad, off, dir)
-	l.stats.note(data.n+len(pad), time.Since(start), err)
+	err := writeSync(f, chunks, pad, off, base, dir)
+	l.stats.note(data.n-wrote+len(pad), time.Since(start), err)
 	l.mu.Lock()
 	l.inflight = 0
 	if err != nil {
-		l.zeroed = off // the file was truncated back to off, or is unknown past it
+		// The file was truncated back to base, or is unknown past it.
+		l.zeroed, l.cur.size = base, base
 		// Put the group back ahead of the records appended since: the next
-		// group writes it again, at the same offset.
+		// group writes it again, at the same offset, the bytes that
+		// WriteOut wrote too (after a failed fdatasync the kernel may have
+		// dropped them).
 		data.chunks = append(data.chunks, l.buf.chunks...)
 		data.n += l.buf.n
 		l.buf = data
@@ -368,7 +381,7 @@ func (l *Log) writeLocked(window bool) error {
 		l.failSeq, l.failErr = end, err
 		return err
 	}
-	l.cur.size += int64(data.n)
+	l.cur.size += int64(data.n - wrote)
 	l.zeroed = max(l.zeroed, l.cur.size+int64(len(pad)))
 	l.synced, l.lastGroup = end, n
 	if dir != "" {
@@ -379,21 +392,11 @@ func (l *Log) writeLocked(window bool) error {
 }
 
 // writeSync writes the chunks of data one after the other from offset off
-// of f, and pad after them, and syncs them, then syncs dir unless it is
-// empty. If that fails, it truncates f back to off, so that f keeps no
-// bytes of the failed write when it can.
-func writeSync(f file, data [][]byte, pad []byte, off int64, dir string) error {
-	var err error
-	at := off
-	for _, c := range data {
-		if _, err = f.WriteAt(c, at); err != nil {
-			break
-		}
-		at += int64(len(c))
-	}
-	if err == nil && len(pad) > 0 {
-		_, err = f.WriteAt(pad, at)
-	}
+// of f, and pad after them, and syncs f, then syncs dir unless it is
+// empty. If that fails, it truncates f back to base (at most off: the
+// synced length), so that f keeps no bytes of the failed group when it can.
+func writeSync(f file, data [][]byte, pad []byte, off, base int64, dir string) error {
+	err := writeAt(f, data, pad, off)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -401,10 +404,32 @@ func writeSync(f file, data [][]byte, pad []byte, off int64, dir string) error {
 		err = syncDir(dir)
 	}
 	if err != nil {
-		if terr := f.Truncate(off); terr != nil {
-			err = errors.Join(err, fmt.Errorf("truncate back to %d bytes: %w", off, terr))
+		err = fmt.Errorf("wal: write group: %w", truncateAfter(f, base, err))
+	}
+	return err
+}
+
+// writeAt writes the chunks of data one after the other from offset off of
+// f, and pad after them.
+func writeAt(f file, data [][]byte, pad []byte, off int64) error {
+	for _, c := range data {
+		if _, err := f.WriteAt(c, off); err != nil {
+			return err
 		}
-		err = fmt.Errorf("wal: write group: %w", err)
+		off += int64(len(c))
+	}
+	if len(pad) > 0 {
+		_, err := f.WriteAt(pad, off)
+		return err
+	}
+	return nil
+}
+
+// truncateAfter truncates f back to size after the write error err, and
+// returns err with the truncation's error, if any.
+func truncateAfter(f file, size int64, err error) error {
+	if terr := f.Truncate(size); terr != nil {
+		err = errors.Join(err, fmt.Errorf("truncate back to %d bytes: %w", size, terr))
 	}
 	return err
 }
@@ -414,7 +439,7 @@ func writeSync(f file, data [][]byte, pad []byte, off int64, dir string) error {
 func (l *Log) Size() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.oldBytes + l.cur.size + int64(l.buf.n+l.inflight)
+	return l.oldBytes + l.cur.size + int64(l.buf.n-l.wrote+l.inflight)
 }
 
 // RotateDue reports whether the current segment, with the records pending
@@ -422,7 +447,7 @@ func (l *Log) Size() int64 {
 func (l *Log) RotateDue() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.cur.size+int64(l.buf.n+l.inflight) > l.segmentBytes
+	return l.cur.size+int64(l.buf.n-l.wrote+l.inflight) > l.segmentBytes
 }
 
 // LastSeq returns the seq of the last record appended (durable or not), 0
