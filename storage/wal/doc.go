@@ -9,7 +9,8 @@
 // (no I/O); Sync(seq) returns once that record and every one before it are
 // on disk. Records that arrive together share one write and one fdatasync
 // (group commit). Flush writes what is pending without waiting, for a
-// once-a-second mode. After a checkpoint covers every record below s,
+// once-a-second mode; WriteOut writes it without a sync, so that a crash of
+// the process (not of the machine) keeps it until the next Flush syncs it. After a checkpoint covers every record below s,
 // Rotate (which returns the s to checkpoint up to) and RemoveBefore(s)
 // bound the log's size; the log never rotates by itself.
 //
