@@ -60,7 +60,7 @@ var (
 	descMaxKeys     = desc("bucketd_max_keys", "The --max-keys bound on bucketd_keys (0: no bound).")
 	descKeysCreated = desc("bucketd_keys_created_total", "Keys added by takes and sets.")
 	descEvictions   = desc("bucketd_evictions_total", "Keys evicted to stay within --max-keys.")
-	descWrites      = desc("bucketd_persistence_writes_total", "Writes to disk, by kind: log (one write and fdatasync of the write-ahead log, shared by a group of takes) or checkpoint (the changed buckets into the data file).", "kind")
+	descWrites      = desc("bucketd_persistence_writes_total", "Writes to disk, by kind: log (one write and fdatasync of the write-ahead log, shared by a group of takes; not the writes out without a sync every 100ms under --sync interval) or checkpoint (the changed buckets into the data file).", "kind")
 	descErrors      = desc("bucketd_persistence_errors_total", "Writes to disk that failed, by kind (log, checkpoint).", "kind")
 	descBytes       = desc("bucketd_persistence_written_bytes_total", "Bytes written to disk, by kind (log, checkpoint).", "kind")
 	descDuration    = desc("bucketd_persistence_write_duration_seconds_total", "Time spent writing to disk, by kind (log, checkpoint).", "kind")

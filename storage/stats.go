@@ -20,7 +20,9 @@ type Stats struct {
 	Evicted uint64
 	// LogWrites counts the write-ahead log's group writes (one write and
 	// one fdatasync each), LogErrors those that failed, LogBytes their
-	// bytes and LogDuration the time they took, failed or not.
+	// bytes and LogDuration the time they took, failed or not. Under
+	// SyncInterval, LogBytes, LogErrors and LogDuration count the writes
+	// out between the syncs too.
 	LogWrites   uint64
 	LogErrors   uint64
 	LogBytes    uint64

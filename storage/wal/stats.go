@@ -5,15 +5,18 @@ import (
 	"time"
 )
 
-// Stats counts the log's group writes since Open: each is one write and one
-// fdatasync of every record pending (see the package documentation).
+// Stats counts the log's writes since Open: its group writes, each one
+// write and one fdatasync of every record pending (see the package
+// documentation), and its WriteOuts, each one write.
 type Stats struct {
 	// Writes counts the groups written, failed or not.
 	Writes uint64
-	// Errors counts the groups whose write or sync failed.
+	// Errors counts the groups whose write or sync failed, and the
+	// WriteOuts whose write failed.
 	Errors uint64
-	// Bytes is the sum of the groups' sizes, failed or not: what was handed
-	// to the disk.
+	// Bytes is the sum of the groups' and the WriteOuts' sizes, failed or
+	// not: what was handed to the operating system. A group that syncs what
+	// a WriteOut wrote counts only the bytes it writes itself.
 	Bytes uint64
 	// Duration is the time spent in the writes and syncs, failed or not.
 	Duration time.Duration
@@ -25,8 +28,14 @@ type counters struct {
 	nanos                 atomic.Int64
 }
 
+// note counts a group of n bytes.
 func (c *counters) note(n int, d time.Duration, err error) {
 	c.writes.Add(1)
+	c.noteOut(n, d, err)
+}
+
+// noteOut counts a WriteOut of n bytes.
+func (c *counters) noteOut(n int, d time.Duration, err error) {
 	c.bytes.Add(uint64(n))
 	c.nanos.Add(int64(d))
 	if err != nil {

@@ -1,6 +1,9 @@
 package wal
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // WriteOut writes the pending records to the current segment without
 // syncing them, and returns once they are written. Written, they survive a
@@ -35,10 +38,12 @@ func (l *Log) WriteOut() error {
 		pad = l.zeros
 	}
 	l.mu.Unlock()
+	start := time.Now()
 	err := writeAt(f, data, pad, off)
 	if err != nil {
 		err = truncateAfter(f, off, err)
 	}
+	l.stats.noteOut(n+len(pad), time.Since(start), err)
 	l.mu.Lock()
 	if err != nil {
 		l.zeroed = off

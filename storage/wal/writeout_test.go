@@ -26,6 +26,8 @@ func TestWriteOut(t *testing.T) {
 	got, _, err = replayAll(t, dir, 0, nil)
 	require.NoError(t, err)
 	assertRecords(t, want, got, "written out: in the file, as a crash of the process would find it")
+	assert.Equal(t, Stats{Bytes: uint64(size - int64(headerLen)), Duration: l.Stats().Duration}, l.Stats(),
+		"a WriteOut counts its bytes, not as a group")
 	assert.Equal(t, size, l.Size(), "Size counts written records once")
 	_, syncs := fk.counts()
 	assert.Zero(t, syncs, "WriteOut does not sync")
@@ -43,6 +45,7 @@ func TestWriteOut(t *testing.T) {
 	assert.Equal(t, writes, w, "Flush after WriteOut writes nothing again")
 	assert.Equal(t, int64(1), syncs, "it syncs what WriteOut wrote")
 	assert.Equal(t, uint64(1), l.Stats().Writes, "the groups counted: the Flush alone")
+	assert.Equal(t, uint64(l.Size()-int64(headerLen)), l.Stats().Bytes, "every byte counted once")
 
 	want = append(want, appendAll(t, l, 5, 50)...)
 	require.NoError(t, l.WriteOut())
