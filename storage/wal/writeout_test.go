@@ -147,3 +147,59 @@ func TestWriteOutWhileAppending(t *testing.T) {
 	assertRecords(t, want, got, "written out, before any sync")
 	require.NoError(t, l.Close())
 }
+
+// TestWriteOutPreallocates: WriteOut keeps a preallocating log's zeros
+// ahead of its records, as a group does, and a Flush after it syncs them
+// without writing them again.
+func TestWriteOutPreallocates(t *testing.T) {
+	t.Parallel()
+	const pad = 1024
+	dir := t.TempDir()
+	path := segPath(dir, 1)
+	l := mustOpen(t, dir, Options{Window: -1, Preallocate: pad}, nil)
+	want := appendAll(t, l, 0, 100)
+	require.NoError(t, l.WriteOut())
+	assert.Equal(t, int64(headerLen+pad), fileSize(t, path), "written over the zeros: the length stays")
+
+	want = append(want, appendAll(t, l, 1, 1000)...)
+	require.NoError(t, l.WriteOut())
+	good := int64(headerLen + 2*recordHeaderLen + 1100)
+	assert.Equal(t, good+pad, fileSize(t, path), "past the zeros: as many again after the records")
+	assert.True(t, zeroFrom(fileBytes(t, path), good))
+
+	n := l.Stats().Bytes
+	require.NoError(t, l.Flush())
+	assert.Equal(t, n, l.Stats().Bytes, "the Flush writes nothing, zeros included")
+	assert.Equal(t, good+pad, fileSize(t, path))
+	require.NoError(t, l.Close())
+	got, _, err := replayAll(t, dir, 0, nil)
+	require.NoError(t, err)
+	assertRecords(t, want, got)
+}
+
+// TestSizeWhileSyncingWrittenOut: while a group syncs records that
+// WriteOut wrote, Size counts them once, as before and after.
+func TestSizeWhileSyncingWrittenOut(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fk := fakes{setup: func(f *fakeFile) {
+		f.hold = make(chan struct{})
+		f.inSync = make(chan struct{})
+	}}
+	l := mustOpen(t, dir, Options{Window: -1}, fk.open)
+	appendAll(t, l, 0, 100, 200)
+	require.NoError(t, l.WriteOut())
+	appendAll(t, l, 2, 300)
+	size := l.Size()
+	f := fk.last()
+	flushed := make(chan error, 1)
+	go func() { flushed <- l.Flush() }()
+	<-f.inSync
+	assert.Equal(t, size, l.Size(), "during the sync")
+	close(f.hold)
+	require.NoError(t, <-flushed)
+	assert.Equal(t, size, l.Size(), "after it")
+	f.hold, f.inSync = nil, nil
+	require.NoError(t, l.Close())
+	assert.Equal(t, dirSize(t, dir), size)
+}
