@@ -169,9 +169,31 @@ func ParseConfig(args, env []string, stderr io.Writer) (Config, error) {
 	if c.MaxLogBytes <= 0 {
 		return c, fmt.Errorf("--max-log-bytes %d: want a positive number of bytes", c.MaxLogBytes)
 	}
+	if err := c.checkBounds(); err != nil {
+		return c, err
+	}
 	l := bucket.Limit{Capacity: c.Capacity, Rate: c.Rate}
 	if err := l.Validate(); err != nil {
 		return c, fmt.Errorf("--capacity %s --rate %s: %w", c.Capacity, c.Rate, err)
 	}
 	return c, nil
+}
+
+// checkBounds refuses the values of numeric flags that mean nothing: the
+// packages would otherwise take them silently for their defaults, while
+// the start line, INFO and CONFIG GET showed the value given.
+func (c Config) checkBounds() error {
+	switch {
+	case c.SyncInterval <= 0:
+		return fmt.Errorf("--sync-interval %s: want a positive duration, such as 1s", c.SyncInterval)
+	case c.MaxClients < 1:
+		return fmt.Errorf("--maxclients %d: want 1 or more", c.MaxClients)
+	case c.OutputLimit < 1:
+		return fmt.Errorf("--client-output-limit %d: want a positive number of bytes", c.OutputLimit)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("--timeout %s: want 0 (never) or a positive duration", c.IdleTimeout)
+	case c.ShutdownWait < 0:
+		return fmt.Errorf("--shutdown-timeout %s: want 0 (no wait) or a positive duration", c.ShutdownWait)
+	}
+	return nil
 }

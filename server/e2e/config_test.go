@@ -56,6 +56,14 @@ func TestBadFlags(t *testing.T) {
 		{name: "stray argument", args: []string{"serve"}, wantErr: `unexpected argument "serve"`},
 		{name: "not a bbolt file", args: []string{"--data", "garbage.db"}, wantErr: "garbage.db is not a bucketd database"},
 		{name: "bad address", args: []string{"--http-addr", "256.0.0.1:0"}, wantErr: "bucketd: http:"},
+		{name: "zero sync interval", args: []string{"--sync-interval", "0"}, wantErr: "--sync-interval 0s: want a positive duration"},
+		{name: "negative sync interval", env: []string{"BUCKETD_SYNC_INTERVAL=-1s"}, wantErr: "--sync-interval -1s: want a positive duration"},
+		{name: "negative maxclients", args: []string{"--maxclients", "-5"}, wantErr: "--maxclients -5: want 1 or more"},
+		{name: "zero output limit", args: []string{"--client-output-limit", "0"}, wantErr: "--client-output-limit 0: want a positive number of bytes"},
+		{name: "negative timeout", args: []string{"--timeout", "-1s"}, wantErr: "--timeout -1s: want 0 (never)"},
+		{name: "negative shutdown timeout", args: []string{"--shutdown-timeout", "-1s"}, wantErr: "--shutdown-timeout -1s: want 0 (no wait)"},
+		{name: "negative max keys", args: []string{"--max-keys", "-1"}, wantErr: "--max-keys -1: want 0 (no bound) or more"},
+		{name: "zero max log bytes", args: []string{"--max-log-bytes", "0"}, wantErr: "--max-log-bytes 0: want a positive number of bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
