@@ -147,12 +147,12 @@ func (c *config) start() (*server, error) {
 		return nil, err
 	}
 	s := &server{cmd: cmd, addr: addr, rdb: redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for s.rdb.Ping(context.Background()).Err() != nil {
 		if time.Now().After(deadline) {
 			s.kill()
 			log, _ := os.ReadFile(filepath.Join(c.dir, "bucketd.log"))
-			return nil, fmt.Errorf("bucketd did not answer within 30 s; its log:\n%s", log)
+			return nil, fmt.Errorf("bucketd did not answer within 2 minutes; its log:\n%s", log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
