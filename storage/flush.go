@@ -37,10 +37,11 @@ type flushWait struct {
 
 // flusher writes changed buckets every interval, and whenever a caller
 // waits for a flush; under SyncInterval it also writes the log out every
-// logWriteEvery between them. After a failed interval flush the next one waits twice
-// as long, up to maxBackoff (a caller that waits is served at once,
-// whatever the backoff); each failure is logged once, with the number of
-// failures in a row, and so is the recovery. It returns when the DB closes.
+// logWriteEvery between them. After a failed interval flush the next one
+// waits twice as long, up to maxBackoff (a caller that waits is served at
+// once, whatever the backoff); each failure is logged once, with the
+// number of failures in a row, and so is the recovery. It returns when the
+// DB closes.
 func (db *DB) flusher() {
 	defer close(db.done)
 	ticksPerSweep := max(1, int(sweepEvery/db.every))
