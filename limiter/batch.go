@@ -1,7 +1,6 @@
 package limiter
 
 import (
-	"errors"
 	"slices"
 	"sync"
 
@@ -85,19 +84,8 @@ func (l *Limiter) ThrottleBatch(reqs []ThrottleReq, out []ThrottleResult) []Thro
 		if res[i].Err != nil {
 			continue
 		}
-		d, err := got[j].Decision, got[j].Err
+		d, err := l.throttled(q.Key, q.Limit, q.Cost, got[j].Decision, got[j].Err)
 		j++
-		if err != nil && errors.Is(err, bucket.ErrStoreUnavailable) {
-			r, ferr := l.storeFailed(bucket.Result{}, bucket.FailDefault, q.Limit.Capacity, q.Cost, err)
-			res[i] = ThrottleResult{r.Decision, ferr}
-			continue
-		}
-		if q.Cost > 0 && (err == nil || errors.Is(err, bucket.ErrNotDurable)) {
-			l.cell.count(d.Allowed)
-			if !d.Allowed {
-				l.top.refused("", q.Key)
-			}
-		}
 		if changed(d.Allowed, q.Cost, err) {
 			l.txn.touch(q.Key)
 		}

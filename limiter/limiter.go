@@ -144,6 +144,14 @@ func (l *Limiter) throttle(key string, lim bucket.Limit, cost bucket.Tokens) (bu
 		return bucket.Decision{}, err
 	}
 	d, err := l.store.Take(storage.CellNS, key, l.intern(lim), cost, nil)
+	return l.throttled(key, lim, cost, d, err)
+}
+
+// throttled completes a CL.THROTTLE of cost from key under lim whose take
+// the store answered with d and err: a store that is unavailable fails as
+// the default says, and a take that was made is counted, and its refusal
+// noted for the top keys.
+func (l *Limiter) throttled(key string, lim bucket.Limit, cost bucket.Tokens, d bucket.Decision, err error) (bucket.Decision, error) {
 	if err != nil && errors.Is(err, bucket.ErrStoreUnavailable) {
 		res, err := l.storeFailed(bucket.Result{}, bucket.FailDefault, lim.Capacity, cost, err)
 		return res.Decision, err

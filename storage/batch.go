@@ -122,33 +122,20 @@ func (db *DB) prefetch(reqs []TakeReq, res []TakeResult, hashes []uint64) {
 		return
 	}
 	var acc uint64
-	for i, h := range hashes {
-		if res[i].Err != nil {
-			continue
-		}
-		s := &db.table.shards[h%shardCount]
-		if n := len(s.index); n > 0 {
-			acc += s.index[int(tagOf(h))&(n-1)]
-		}
-	}
-	for i, h := range hashes {
-		if res[i].Err != nil {
-			continue
-		}
-		s := &db.table.shards[h%shardCount]
-		if n := len(s.index); n > 0 {
-			if v := s.index[int(tagOf(h))&(n-1)]; v != 0 {
-				acc += s.recs[int(uint32(v))-1].hash
+	for pass := range 3 {
+		for i, h := range hashes {
+			if res[i].Err != nil {
+				continue
 			}
-		}
-	}
-	for i, h := range hashes {
-		if res[i].Err != nil {
-			continue
-		}
-		s := &db.table.shards[h%shardCount]
-		if n := len(s.index); n > 0 {
-			if v := s.index[int(tagOf(h))&(n-1)]; v != 0 {
+			s := &db.table.shards[h%shardCount]
+			v := s.home(h)
+			switch {
+			case pass == 0:
+				acc += v
+			case v == 0: // no record to load
+			case pass == 1:
+				acc += s.recs[int(uint32(v))-1].hash
+			default:
 				acc += uint64(s.arena[s.recs[int(uint32(v))-1].keyOff])
 			}
 		}

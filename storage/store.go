@@ -44,9 +44,10 @@ type Store interface {
 	// in their order: the result is that of the takes one after the other
 	// (a key repeated in reqs is taken in its order). The embedded engine
 	// makes the batch one step, at one instant, that no other change comes
-	// between; another engine may be as between Takes. It appends reqs[i]'s outcome to
-	// out, in order, and returns it; each outcome's Err is what Take would
-	// have returned for it (invalid input fails that take alone).
+	// between; another engine may be as between Takes. It appends
+	// reqs[i]'s outcome to out, in order, and returns it; each outcome's
+	// Err is what Take would have returned for it (invalid input fails
+	// that take alone).
 	TakeBatch(ns Namespace, reqs []TakeReq, out []TakeResult) []TakeResult
 	// Peek returns (ns, key)'s bucket now, under limits (refitted as Take
 	// does), or under its stored limits when limits is nil. It reports

@@ -93,6 +93,16 @@ func (s *shard) find(h uint64, key string) (first, slot int) {
 	}
 }
 
+// home returns what the index slot where the search for hash h starts
+// holds: 0 when it is empty (or the index is), else the tag and the first
+// record of a key, which may be h's.
+func (s *shard) home(h uint64) uint64 {
+	if len(s.index) == 0 {
+		return 0
+	}
+	return s.index[int(tagOf(h))&(len(s.index)-1)]
+}
+
 // slotOf returns the index slot that points at first, a key's first record.
 func (s *shard) slotOf(first int) int {
 	mask := len(s.index) - 1

@@ -48,8 +48,12 @@ func (r *records) recycle(free [][]byte) [][]byte {
 	return free
 }
 
-// from returns r's bytes after the first skip, as subslices of its chunks.
+// from returns r's bytes after the first skip, as subslices of its chunks
+// (its chunks themselves when skip is 0).
 func (r records) from(skip int) [][]byte {
+	if skip == 0 {
+		return r.chunks
+	}
 	var out [][]byte
 	for _, c := range r.chunks {
 		if skip >= len(c) {

@@ -352,17 +352,10 @@ func (l *Log) writeLocked(window bool) error {
 	if l.dirDirty {
 		dir = l.dir
 	}
-	var pad []byte
-	if off+int64(data.n-wrote) > l.zeroed {
-		pad = l.zeros
-	}
-	chunks := data.chunks
-	if wrote > 0 {
-		chunks = data.from(wrote)
-	}
+	pad := l.padPast(off + int64(data.n-wrote))
 	l.mu.Unlock()
 	start := time.Now()
-	err := writeSync(f, chunks, pad, off, base, dir)
+	err := writeSync(f, data.from(wrote), pad, off, base, dir)
 	l.stats.note(data.n-wrote+len(pad), time.Since(start), err)
 	l.mu.Lock()
 	l.inflight = 0
@@ -388,6 +381,16 @@ func (l *Log) writeLocked(window bool) error {
 		l.dirDirty = false
 	}
 	l.free = data.recycle(l.free)
+	return nil
+}
+
+// padPast returns the zeros to write after records that end at offset end
+// of the current segment: Options.Preallocate bytes when end reaches past
+// the zeros the file has, else none. The caller holds mu.
+func (l *Log) padPast(end int64) []byte {
+	if end > l.zeroed {
+		return l.zeros
+	}
 	return nil
 }
 

@@ -33,10 +33,7 @@ func (l *Log) WriteOut() error {
 	// Appends go on meanwhile: they add to the end of the last chunk, or
 	// add chunks, never touching the bytes written here.
 	data, n, off, f := l.buf.from(l.wrote), l.buf.n-l.wrote, l.cur.size, l.f
-	var pad []byte
-	if off+int64(n) > l.zeroed {
-		pad = l.zeros
-	}
+	pad := l.padPast(off + int64(n))
 	l.mu.Unlock()
 	start := time.Now()
 	err := writeAt(f, data, pad, off)
