@@ -49,7 +49,8 @@ func (r *records) recycle(free [][]byte) [][]byte {
 }
 
 // from returns r's bytes after the first skip, as subslices of its chunks
-// (its chunks themselves when skip is 0).
+// (r.chunks itself when skip is 0: a caller whose r may grow meanwhile
+// copies it).
 func (r records) from(skip int) [][]byte {
 	if skip == 0 {
 		return r.chunks

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -31,8 +32,10 @@ func (l *Log) WriteOut() error {
 		l.cond.Broadcast()
 	}()
 	// Appends go on meanwhile: they add to the end of the last chunk, or
-	// add chunks, never touching the bytes written here.
-	data, n, off, f := l.buf.from(l.wrote), l.buf.n-l.wrote, l.cur.size, l.f
+	// add chunks, never touching the bytes written here. They do change
+	// the last chunk's slice header, so the write uses a copy of them.
+	data := slices.Clone(l.buf.from(l.wrote))
+	n, off, f := l.buf.n-l.wrote, l.cur.size, l.f
 	pad := l.padPast(off + int64(n))
 	l.mu.Unlock()
 	start := time.Now()
