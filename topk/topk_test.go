@@ -275,3 +275,45 @@ func FuzzSketch(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSketchAddUniform measures a flood refused over many keys, none
+// much hotter than another (bench/http.sh's 10 000 random keys): most adds
+// take over the smallest counter, the sketch's dearest step.
+func BenchmarkSketchAddUniform(b *testing.B) {
+	s := NewSketch(DefaultCounters)
+	items := make([]Item, 10_000)
+	for i := range items {
+		items[i] = item("user:" + strconv.Itoa(i))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Add(items[rng.IntN(len(items))])
+	}
+}
+
+// TestSketchHeapAndIndexAgree: after every Add of a stream that fills the
+// counters and then takes them over, the heap is a min-heap by count, each
+// counter knows its place in it, and the index finds each item's counter.
+func TestSketchHeapAndIndexAgree(t *testing.T) {
+	t.Parallel()
+	s := NewSketch(64)
+	stream, _ := zipf(5_000, 500, 5)
+	for n, it := range stream {
+		s.Add(it)
+		for i, c := range s.heap {
+			if !assert.Equal(t, int32(i), s.counters[c].at, "add %d: counter %d's place", n, c) {
+				return
+			}
+			if i > 0 && !assert.LessOrEqual(t, s.counters[s.heap[(i-1)/2]].count, s.counters[c].count, "add %d: heap order at %d", n, i) {
+				return
+			}
+		}
+		assert.Len(t, s.pos, len(s.counters))
+		for c, ctr := range s.counters {
+			if !assert.Equal(t, int32(c), s.pos[ctr.item], "add %d: index of %v", n, ctr.item) {
+				return
+			}
+		}
+	}
+}
