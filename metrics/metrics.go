@@ -133,19 +133,8 @@ func (m *Metrics) Handler() http.Handler {
 // (shadow false) or not (shadow true); d is the time the decision took.
 // An unknown front is not counted.
 func (m *Metrics) Decision(front, policy string, allowed, shadow bool, d time.Duration) {
-	var f *frontMetrics
-	switch front {
-	case FrontHTTP:
-		f = &m.front[0]
-	case FrontJSON:
-		f = &m.front[1]
-	case FrontRESP:
-		f = &m.front[2]
-	case FrontCell:
-		f = &m.front[3]
-	case FrontGRPC:
-		f = &m.front[4]
-	default:
+	f := m.frontOf(front)
+	if f == nil {
 		return
 	}
 	cs := m.resolve(f, policy)
@@ -158,6 +147,45 @@ func (m *Metrics) Decision(front, policy string, allowed, shadow bool, d time.Du
 		cs[1].Inc()
 	}
 	f.latency.Observe(d.Seconds())
+}
+
+// Decisions counts takes decided together through front under policy, a
+// policy that is not a shadow's (a batch of pipelined CL.THROTTLEs): allowed
+// of them allowed and limited refused, each in d. It counts what as many
+// calls of Decision would, resolving the counters once.
+func (m *Metrics) Decisions(front, policy string, allowed, limited int, d time.Duration) {
+	f := m.frontOf(front)
+	if f == nil {
+		return
+	}
+	cs := m.resolve(f, policy)
+	if allowed > 0 {
+		cs[0].Add(float64(allowed))
+	}
+	if limited > 0 {
+		cs[1].Add(float64(limited))
+	}
+	s := d.Seconds()
+	for range allowed + limited {
+		f.latency.Observe(s)
+	}
+}
+
+// frontOf returns the metrics of front, or nil for an unknown front.
+func (m *Metrics) frontOf(front string) *frontMetrics {
+	switch front {
+	case FrontHTTP:
+		return &m.front[0]
+	case FrontJSON:
+		return &m.front[1]
+	case FrontRESP:
+		return &m.front[2]
+	case FrontCell:
+		return &m.front[3]
+	case FrontGRPC:
+		return &m.front[4]
+	}
+	return nil
 }
 
 // policyCounters resolves, once per front and policy, the counters of its

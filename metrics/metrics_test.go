@@ -101,6 +101,40 @@ func TestDecisionsByPolicyFrontAndOutcome(t *testing.T) {
 	}
 }
 
+// TestDecisionsCountAsManyDecision: a batch's Decisions counts what as many
+// calls of Decision count, outcomes and durations alike.
+func TestDecisionsCountAsManyDecision(t *testing.T) {
+	batch, one := metrics.New(metrics.Options{}), metrics.New(metrics.Options{})
+	batch.Decisions(metrics.FrontCell, "", 3, 2, time.Millisecond)
+	batch.Decisions(metrics.FrontCell, "", 0, 1, time.Second)
+	batch.Decisions("smtp", "", 4, 4, time.Millisecond) // no such front: not counted
+	for _, allowed := range []bool{true, true, true, false, false} {
+		one.Decision(metrics.FrontCell, "", allowed, false, time.Millisecond)
+	}
+	one.Decision(metrics.FrontCell, "", false, false, time.Second)
+	got, want := scrape(t, batch), scrape(t, one)
+	for _, outcome := range []string{"allowed", "limited", "shadow_limited"} {
+		assert.Equal(t, value(t, want, "bucketd_decisions_total", "front", "cell", "outcome", outcome),
+			value(t, got, "bucketd_decisions_total", "front", "cell", "outcome", outcome), outcome)
+	}
+	assert.Equal(t, 3.0, value(t, got, "bucketd_decisions_total", "front", "cell", "outcome", "allowed"))
+	assert.Equal(t, 3.0, value(t, got, "bucketd_decisions_total", "front", "cell", "outcome", "limited"))
+	h := func(fams map[string]*dto.MetricFamily) *dto.Histogram {
+		for _, m := range fams["bucketd_decision_duration_seconds"].GetMetric() {
+			if m.GetLabel()[0].GetValue() == "cell" {
+				return m.GetHistogram()
+			}
+		}
+		return nil
+	}
+	require.NotNil(t, h(got))
+	assert.Equal(t, uint64(6), h(got).GetSampleCount())
+	assert.InDelta(t, h(want).GetSampleSum(), h(got).GetSampleSum(), 1e-12)
+	assert.Equal(t, h(want).GetBucket(), h(got).GetBucket())
+	_, ok := sample(got, "bucketd_decisions_total", "front", "smtp")
+	assert.False(t, ok)
+}
+
 func TestRequestsByRouteAndStatus(t *testing.T) {
 	m := metrics.New(metrics.Options{})
 	key := m.Route("GET", "/:key")

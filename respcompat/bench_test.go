@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidwall/redcon"
+
 	"github.com/bucketd/bucketd/bucket"
 	"github.com/bucketd/bucketd/limiter"
-	"github.com/tidwall/redcon"
+	"github.com/bucketd/bucketd/metrics"
 )
 
 // stubLimiter answers Throttle at once with a fixed decision, so that the
@@ -142,8 +144,15 @@ func BenchmarkExec(b *testing.B) {
 
 // BenchmarkRun adds the framing and parsing of a pipeline of 16 commands
 // already read.
-func BenchmarkRun(b *testing.B) {
-	srv := New(stubLimiter{}, Config{})
+func BenchmarkRun(b *testing.B) { benchRun(b, Config{}) }
+
+// BenchmarkRunWithMetrics is BenchmarkRun with the metrics of main.go.
+func BenchmarkRunWithMetrics(b *testing.B) {
+	benchRun(b, Config{Metrics: metrics.New(metrics.Options{})})
+}
+
+func benchRun(b *testing.B, cfg Config) {
+	srv := New(stubLimiter{}, cfg)
 	c := &conn{s: srv, store: srv.store, authed: true}
 	batch := []byte(strings.Repeat(benchCmd, pipeline))
 	b.ReportAllocs()

@@ -18,6 +18,10 @@ type Metrics interface {
 	// ""), allowed or refused, under a shadow policy or not; d is the time
 	// the limiter took. policy is valid only during the call.
 	Decision(front, policy string, allowed, shadow bool, d time.Duration)
+	// Decisions counts the takes of a batch of pipelined CL.THROTTLEs
+	// (front "cell", policy ""), as many calls of Decision would: allowed
+	// of them allowed and limited refused, each in d.
+	Decisions(front, policy string, allowed, limited int, d time.Duration)
 }
 
 // The fronts of the RESP server, as Metrics.Decision names them.
@@ -74,7 +78,7 @@ var monoOrigin = time.Now()
 // cost > 0 that was decided, whether or not it reached the disk. It notes
 // the outcome for the access log line.
 func (c *conn) observe(front string, policy string, cost bucket.Tokens, allowed, shadow bool, err error, start time.Duration) {
-	if cost <= 0 || err != nil && !errors.Is(err, bucket.ErrNotDurable) {
+	if !counted(cost, err) {
 		return
 	}
 	switch {
@@ -88,6 +92,13 @@ func (c *conn) observe(front string, policy string, cost bucket.Tokens, allowed,
 	if m := c.s.cfg.Metrics; m != nil {
 		m.Decision(front, policy, allowed, shadow, time.Since(monoOrigin)-start)
 	}
+}
+
+// counted reports whether a take of cost that ended with err counts as a
+// decision: one of cost > 0 that was decided, whether or not it reached
+// the disk.
+func counted(cost bucket.Tokens, err error) bool {
+	return cost > 0 && (err == nil || errors.Is(err, bucket.ErrNotDurable))
 }
 
 // accessLog logs the command just run: its name, its key (none of its

@@ -170,7 +170,7 @@ func TestAccessLogNamesTheKeyNeverThePassword(t *testing.T) {
 // its difference from BenchmarkExec is what they cost a command.
 func BenchmarkExecWithMetrics(b *testing.B) {
 	srv := New(stubLimiter{}, Config{Metrics: metrics.New(metrics.Options{})})
-	c := &conn{s: srv, authed: true}
+	c := &conn{s: srv, store: srv.store, authed: true}
 	args := [][]byte{[]byte("CL.THROTTLE"), []byte("user123"), []byte("15"), []byte("30"), []byte("60")}
 	b.ReportAllocs()
 	for b.Loop() {

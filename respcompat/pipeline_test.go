@@ -158,6 +158,8 @@ func TestPipelineCountsEachCommand(t *testing.T) {
 	}
 	assert.Equal(t, uint64(10), bc.CellCounts().Allowed)
 	assert.Equal(t, uint64(90), bc.CellCounts().Denied)
+	assert.Equal(t, 10, rec.allowed, "the metrics' allowed takes")
+	assert.Equal(t, 90, rec.limited, "the metrics' limited takes")
 	assert.Equal(t, "cl.throttle", c.last.Load().name)
 }
 

@@ -78,6 +78,12 @@ func parseThrottle(args [][]byte) (cellReq, string) {
 // the metrics and writes its reply.
 func (c *conn) throttleReply(q cellReq, d bucket.Decision, err error, start time.Duration) {
 	c.observe(frontCell, "", q.cost, d.Allowed, false, err, start)
+	c.cellReply(q, d, err)
+}
+
+// cellReply writes the reply to the CL.THROTTLE q, decided d or failed
+// with err.
+func (c *conn) cellReply(q cellReq, d bucket.Decision, err error) {
 	if err != nil {
 		c.writeError(err)
 		return

@@ -26,11 +26,28 @@ func (l *timedLimiter) Throttle(key string, lim bucket.Limit, cost bucket.Tokens
 	return d, err
 }
 
-// decisionRecorder is a Metrics that keeps the durations it is given.
-type decisionRecorder struct{ d []time.Duration }
+// decisionRecorder is a Metrics that keeps the durations it is given, one
+// per take, and counts the outcomes.
+type decisionRecorder struct {
+	d                []time.Duration
+	allowed, limited int
+}
 
 func (r *decisionRecorder) Decision(front, policy string, allowed, shadow bool, d time.Duration) {
 	r.d = append(r.d, d)
+	if allowed {
+		r.allowed++
+	} else {
+		r.limited++
+	}
+}
+
+func (r *decisionRecorder) Decisions(front, policy string, allowed, limited int, d time.Duration) {
+	for range allowed + limited {
+		r.d = append(r.d, d)
+	}
+	r.allowed += allowed
+	r.limited += limited
 }
 
 // TestTakeDurationCoversTheCall: the duration a take reports to the
