@@ -185,3 +185,86 @@ func TestSplitInline(t *testing.T) {
 		assert.Equal(t, tt.want, strs, "%q", tt.line)
 	}
 }
+
+// BenchmarkScan frames a pipeline of 16 CL.THROTTLEs read at once.
+func BenchmarkScan(b *testing.B) {
+	batch := []byte(strings.Repeat(benchCmd, pipeline))
+	b.SetBytes(int64(len(batch)))
+	for b.Loop() {
+		var f framer
+		if end, err := f.scan(batch); err != nil || end != len(batch) {
+			b.Fatal(end, err)
+		}
+	}
+}
+
+// TestWholeCommandAtTheLimits: a command read whole (wholeCommand's one
+// pass) is framed as the same command fed a byte at a time (the state
+// machine), at and just past each limit, and in the forms the one pass
+// leaves to the state machine.
+func TestWholeCommandAtTheLimits(t *testing.T) {
+	t.Parallel()
+	args := func(n int) []string {
+		a := make([]string, n)
+		for i := range a {
+			a[i] = "k"
+		}
+		return a
+	}
+	// "*2\r\n$4\r\nECHO\r\n$N\r\n" + N bytes + "\r\n" is 19+len("N")+N bytes.
+	room := MaxCommandSize - 19 - 5
+	for _, c := range []struct {
+		name, in string
+		whole    bool // wholeCommand frames it
+		err      error
+	}{
+		{"a command", encode("CL.THROTTLE", "k", "15", "30", "60"), true, nil},
+		{"MaxArgs arguments", encode(args(MaxArgs)...), true, nil},
+		{"MaxArgs+1 arguments", encode(args(MaxArgs + 1)...), false, errMultibulkLen},
+		{"MaxCommandSize bytes", encode("ECHO", strings.Repeat("a", room)), true, nil},
+		{"MaxCommandSize+1 bytes", encode("ECHO", strings.Repeat("a", room+1)), false, errBulkLen},
+		{"leading zeros", "*01\r\n$0004\r\nPING\r\n", true, nil},
+		{"18 digits", "*1\r\n$000000000000000004\r\nPING\r\n", true, nil},
+		{"19 digits", "*1\r\n$0000000000000000004\r\nPING\r\n", false, errBulkLen},
+		{"empty", "*0\r\n", false, nil},
+		{"null", "*-1\r\n", false, nil},
+		{"signed count", "*+1\r\n$4\r\nPING\r\n", false, errMultibulkLen},
+		{"no digits", "*\r\n", false, errMultibulkLen},
+		{"a bare \\n", "*1\n$4\r\nPING\r\n", false, errMultibulkLen},
+		{"a long body", "*1\r\n$3\r\nPING\r\n", false, errBulkLen},
+		{"no \\r after the body", "*1\r\n$4\r\nPINGx\n", false, errBulkLen},
+		{"a short body", "*1\r\n$5\r\nPING\r\n*1\r\n", false, errBulkLen},
+		{"not a '$'", "*1\r\n:4\r\nPING\r\n", false, protocolError("expected '$', got ':'")},
+		{"cut short", "*1\r\n$4\r\nPIN", false, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := []byte(c.in)
+			n := wholeCommand(in)
+			if c.whole {
+				assert.Equal(t, len(in), n, "framed in one pass")
+			} else {
+				assert.Zero(t, n, "left to the state machine")
+			}
+			var whole, byByte framer
+			end, err := whole.scan(in)
+			assert.Equal(t, c.err, err)
+			byteEnd, ends := 0, 0
+			var byteErr error
+			for i := range in {
+				e, err := byByte.scan(in[i : i+1])
+				if e > 0 {
+					byteEnd, ends = i+1, ends+1
+				}
+				if err != nil {
+					byteErr = err
+					break
+				}
+			}
+			assert.Equal(t, byteErr, err, "the same error fed a byte at a time")
+			assert.Equal(t, byteEnd, end, "the same end fed a byte at a time")
+			if c.whole {
+				assert.Equal(t, len(in), end)
+			}
+		})
+	}
+}
