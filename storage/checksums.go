@@ -135,12 +135,24 @@ func newSealer(tx *bolt.Tx) (*sealer, error) {
 	return &sealer{meta: meta, d: d}, nil
 }
 
+// appendSeal appends v's trailer under key to b, which ends with v: a
+// value sealed where it was built, with no copy (see sealer.putSealed).
+func appendSeal(b []byte, key, v []byte) []byte {
+	return binary.LittleEndian.AppendUint32(b, valueSum(key, v))
+}
+
 // put stores v under key in b (of kind t), sealed.
 func (s *sealer) put(b *bolt.Bucket, t *tally, key, v []byte) error {
+	return s.putSealed(b, t, key, seal(key, v))
+}
+
+// putSealed stores sealed, a value with its trailer (seal, appendSeal),
+// under key in b (of kind t). bbolt keeps sealed until the transaction
+// ends: it must not change before then.
+func (s *sealer) putSealed(b *bolt.Bucket, t *tally, key, sealed []byte) error {
 	if old := b.Get(key); len(old) >= sealSize {
 		t.remove(old)
 	}
-	sealed := seal(key, v)
 	if err := b.Put(key, sealed); err != nil {
 		return err
 	}

@@ -172,7 +172,8 @@ func (db *DB) waitFlush(sweep bool) error {
 	return w.err
 }
 
-// pageWrite is one page to write: arena[off:end], or a delete if empty.
+// pageWrite is one page to write: arena[off:end], sealed, or a delete if
+// empty.
 type pageWrite struct {
 	id       uint16
 	off, end int
@@ -286,9 +287,12 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 				if s.dirty&(1<<pg) == 0 {
 					continue
 				}
-				start := len(arena)
-				arena = append(arena, pages[pg]...)
-				writes = append(writes, pageWrite{id: uint16(i*pagesPerShard + pg), off: start, end: len(arena)})
+				start, id := len(arena), uint16(i*pagesPerShard+pg)
+				if len(pages[pg]) > 0 { // sealed here: bbolt takes it as it is
+					arena = append(arena, pages[pg]...)
+					arena = appendSeal(arena, pageKey(id), pages[pg])
+				}
+				writes = append(writes, pageWrite{id: id, off: start, end: len(arena)})
 				if cap(pages[pg]) > keptBuffer {
 					pages[pg] = nil // after a huge shard, do not keep its buffer
 				}
@@ -373,7 +377,7 @@ func (db *DB) writePages(writes []pageWrite, arena []byte, off int64, next uint6
 			if w.off == w.end {
 				err = sl.delete(b, &sl.d.pages, pageKey(w.id))
 			} else {
-				err = sl.put(b, &sl.d.pages, pageKey(w.id), arena[w.off:w.end])
+				err = sl.putSealed(b, &sl.d.pages, pageKey(w.id), arena[w.off:w.end])
 			}
 			if err != nil {
 				return err
@@ -391,10 +395,7 @@ func (db *DB) writePages(writes []pageWrite, arena []byte, off int64, next uint6
 		return err
 	}
 	for _, w := range writes {
-		n := int32(w.end - w.off)
-		if n > 0 {
-			n += sealSize
-		}
+		n := int32(w.end - w.off) // the seal included
 		db.liveBytes.Add(int64(n - db.pageBytes[w.id]))
 		db.pageBytes[w.id] = n
 	}
