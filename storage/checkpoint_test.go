@@ -146,3 +146,63 @@ func TestLogOutgrowingTheLiveStateMakesACheckpoint(t *testing.T) {
 	assert.Equal(t, before+1, flushed(), "a log larger than the pages")
 	assert.Equal(t, bucket.Tokens(99*tok), buckets(t, db)[bk{def, "key:1"}].Remaining)
 }
+
+// TestCheckpointFollowsTheLiveStateAsItGrows: while new keys pour in, the
+// log is measured against the live state now (the pages' size scaled by
+// the buckets in memory), not as the last checkpoint wrote it, so a fill
+// is not checkpointed ever sooner after the last checkpoint; and so after
+// a restart, from the pages as loaded.
+func TestCheckpointFollowsTheLiveStateAsItGrows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes some 80 MB")
+	}
+	for _, restart := range []bool{false, true} {
+		t.Run(map[bool]string{false: "checkpointed", true: "restarted"}[restart], func(t *testing.T) {
+			c := storetest.NewClock(t0)
+			path := fastDir(t) + "/bucketd.db"
+			opts := storage.Options{Clock: c, SyncInterval: time.Second}
+			db := mustOpenAt(t, path, opts)
+			waitTimers(t, c, 1)
+			const n = 100_000
+			for i := range n {
+				take(t, db, def, "a:"+itoa(i), hundred, tok)
+			}
+			require.NoError(t, db.Save())
+			live := pagesBytes(t, db)
+			require.Greater(t, live, int64(5<<20), "the test needs more live state than 4 MiB")
+			if restart {
+				require.NoError(t, db.Close())
+				c = storetest.NewClock(c.Wall()) // a clock of its own: the closed flusher's tick stays armed on the old one
+				opts.Clock = c
+				db = mustOpenAt(t, path, opts)
+				waitTimers(t, c, 1)
+			}
+			flushed := func() int { // the commits after an interval flush
+				t.Helper()
+				c.Advance(time.Second)
+				waitTimers(t, c, 1)
+				return commits(t, db)
+			}
+
+			// As many new keys again: the log outgrows the pages as
+			// written, not the live state, twice their size now.
+			for i := range n {
+				take(t, db, def, "b:"+itoa(i), hundred, tok)
+			}
+			require.Greater(t, storage.WALSize(db), live, "the test needs a log larger than the pages")
+			before := commits(t, db)
+			grow := func(limit int64) { // takes from the keys there are until the log holds limit bytes
+				t.Helper()
+				for i := 0; storage.WALSize(db) < limit; i++ {
+					require.Less(t, i, 1_000_000)
+					take(t, db, def, "b:"+itoa(i%n), hundred, tok/1000)
+				}
+			}
+			grow(2*live - 16<<10)
+			assert.Equal(t, before, flushed(), "a log larger than the pages, smaller than the live state")
+			grow(2*live + 16<<10)
+			assert.Greater(t, flushed(), before, "a log larger than the live state")
+			assert.Equal(t, bucket.Tokens(99*tok), buckets(t, db)[bk{def, "a:1"}].Remaining)
+		})
+	}
+}

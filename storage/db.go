@@ -179,6 +179,9 @@ type DB struct {
 	pagesOffset int64
 	batchBytes  int          // about the most bytes of pages per checkpoint transaction (checkpointBatch; tests lower it)
 	liveBytes   atomic.Int64 // the sum of pageBytes: the size of the live state on disk
+	// pagedBuckets is the number of buckets in memory when the pages were
+	// last loaded or all written: liveBytes holds that many (see liveState).
+	pagedBuckets atomic.Int64
 
 	lastSave atomic.Int64          // wall Unix ns of the last successful flush
 	health   atomic.Pointer[error] // the last checkpoint's failure; nil when it succeeded
@@ -262,6 +265,7 @@ func Open(path string, opts Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
+	db.pagedBuckets.Store(int64(db.table.buckets()))
 	if err := db.openLog(); err != nil {
 		bdb.Close()
 		return nil, err
@@ -461,3 +465,18 @@ func (db *DB) SyncMode() SyncMode { return db.sync }
 
 // Path is the data file's path.
 func (db *DB) Path() string { return db.bolt.Path() }
+
+// liveState returns about how many bytes the pages of the buckets in
+// memory now take: the pages' size when last written, scaled by how the
+// number of buckets has changed since. A checkpoint is due when the log
+// outgrows it: while new keys pour in, the live state grows with the log,
+// and measured as of the last checkpoint it would call for a checkpoint
+// ever sooner after the last (in a fill of a million keys, 3 checkpoints
+// of the run's 8.5 s on one core took 1.8 s).
+func (db *DB) liveState() int64 {
+	live, paged := db.liveBytes.Load(), db.pagedBuckets.Load()
+	if paged <= 0 {
+		return live
+	}
+	return int64(float64(live) * float64(db.table.buckets()) / float64(paged))
+}

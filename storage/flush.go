@@ -201,7 +201,7 @@ func (db *DB) flush(sweep, force, checkpoints bool) error {
 		return nil
 	}
 	size := db.wal.Size()
-	if force || db.health.Load() != nil || size > max(db.liveBytes.Load(), min(minCheckpointLog, db.maxLog)) || size > db.maxLog {
+	if force || db.health.Load() != nil || size > max(db.liveState(), min(minCheckpointLog, db.maxLog)) || size > db.maxLog {
 		return db.checkpointNow(sweep)
 	}
 	if sweep {
@@ -271,12 +271,14 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 			db.arena, db.writes = arena[:0], writes[:0]
 		}
 	}()
+	paged := 0 // the buckets the pages hold once written
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
 		s.mu.Lock()
 		if sweep {
 			s.sweepLocked(db.now(), db.table.specs)
 		}
+		paged += s.nrec
 		if s.dirty != 0 {
 			pages := &db.pageBuf
 			for pg := range pages {
@@ -325,6 +327,7 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 		}
 	}
 	db.checkpoint = next
+	db.pagedBuckets.Store(int64(paged))
 	db.health.Store(nil)
 	if err := db.wal.RemoveBefore(next); err != nil {
 		db.log.Warn("storage: could not remove the log segments a checkpoint holds; they are kept", "err", err)

@@ -145,6 +145,19 @@ func (t *table) locate(key string) (*shard, int, uint64) {
 	return &t.shards[h%shardCount], pageOf(h), h
 }
 
+// buckets returns the number of buckets in memory (a full one not yet
+// swept included), locking one shard at a time.
+func (t *table) buckets() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += s.nrec
+		s.mu.Unlock()
+	}
+	return n
+}
+
 // pageOf returns the page, within its shard, of the key of hash h.
 func pageOf(h uint64) int { return int(h/shardCount) % pagesPerShard }
 
