@@ -135,10 +135,12 @@ func newSealer(tx *bolt.Tx) (*sealer, error) {
 	return &sealer{meta: meta, d: d}, nil
 }
 
-// appendSeal appends v's trailer under key to b, which ends with v: a
-// value sealed where it was built, with no copy (see sealer.putSealed).
-func appendSeal(b []byte, key, v []byte) []byte {
-	return binary.LittleEndian.AppendUint32(b, valueSum(key, v))
+// putSeal puts in the last sealSize bytes of b the trailer of the value
+// before them under key: a value sealed where it was built, with no copy
+// (see sealer.putSealed).
+func putSeal(b []byte, key []byte) {
+	v := b[:len(b)-sealSize]
+	binary.LittleEndian.PutUint32(b[len(v):], valueSum(key, v))
 }
 
 // put stores v under key in b (of kind t), sealed.

@@ -274,6 +274,7 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 	paged := 0 // the buckets the pages hold once written
 	for i := range db.table.shards {
 		s := &db.table.shards[i]
+		from := len(writes) // writes[from:] are this shard's
 		s.mu.Lock()
 		if sweep {
 			s.sweepLocked(db.now(), db.table.specs)
@@ -290,9 +291,9 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 					continue
 				}
 				start, id := len(arena), uint16(i*pagesPerShard+pg)
-				if len(pages[pg]) > 0 { // sealed here: bbolt takes it as it is
+				if len(pages[pg]) > 0 { // room for the seal, put once the shard is unlocked
 					arena = append(arena, pages[pg]...)
-					arena = appendSeal(arena, pageKey(id), pages[pg])
+					arena = append(arena, make([]byte, sealSize)...)
 				}
 				writes = append(writes, pageWrite{id: id, off: start, end: len(arena)})
 				if cap(pages[pg]) > keptBuffer {
@@ -302,6 +303,11 @@ func (db *DB) checkpointNow(sweep bool) (err error) {
 		}
 		s.dirty = 0
 		s.mu.Unlock()
+		for _, w := range writes[from:] { // sealed here: bbolt takes them as they are
+			if w.end > w.off {
+				putSeal(arena[w.off:w.end], pageKey(w.id))
+			}
+		}
 		runtime.Gosched() // on one core, let waiting takes run between shards
 		last := i == shardCount-1
 		if !last && len(arena) < limit {

@@ -36,6 +36,7 @@ func TestSyncIntervalWritesOnlyOnFlush(t *testing.T) {
 	assert.Equal(t, t0.Add(time.Second), db.LastSave())
 
 	c.Advance(time.Second)
+	waitTimers(t, c, 1) // the tick's write-out is done: none comes after the take
 	want = buckets(t, db)
 	take(t, db, def, "a", five, 3*tok)
 	assert.Equal(t, want, afterCrash(t, db, c.Wall()), "a crash keeps the last flush's state until the next flush")
