@@ -185,9 +185,9 @@ func pageKey(id uint16) []byte { return []byte{byte(id >> 8), byte(id)} }
 
 // flush writes the log's pending records and syncs them. With force, after
 // a failed checkpoint (this is its retry), or when the log has outgrown
-// the live state (or Options.MaxLogBytes), it then makes a checkpoint;
-// otherwise, with sweep, it drops from memory the buckets that have
-// refilled.
+// the live state (liveState) or Options.MaxLogBytes, it then makes a
+// checkpoint; otherwise, with sweep, it drops from memory the buckets that
+// have refilled.
 func (db *DB) flush(sweep, force, checkpoints bool) error {
 	err := db.wal.Flush()
 	db.noteLog(err)
