@@ -38,9 +38,10 @@ func valueSum(key, v []byte) uint32 {
 
 // seal returns v with its trailer, in a new slice.
 func seal(key, v []byte) []byte {
-	out := make([]byte, len(v), len(v)+sealSize)
+	out := make([]byte, len(v)+sealSize)
 	copy(out, v)
-	return binary.LittleEndian.AppendUint32(out, valueSum(key, v))
+	putSeal(out, key)
+	return out
 }
 
 // unseal checks a stored value's trailer and returns the value without it.

@@ -200,8 +200,10 @@ func (db *DB) flush(sweep, force, checkpoints bool) error {
 		}
 		return nil
 	}
+	// The live state is measured (it locks every shard) only for a log past
+	// the size any checkpoint waits for.
 	size := db.wal.Size()
-	if force || db.health.Load() != nil || size > max(db.liveState(), min(minCheckpointLog, db.maxLog)) || size > db.maxLog {
+	if force || db.health.Load() != nil || size > db.maxLog || size > min(minCheckpointLog, db.maxLog) && size > db.liveState() {
 		return db.checkpointNow(sweep)
 	}
 	if sweep {

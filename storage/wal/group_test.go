@@ -228,9 +228,7 @@ func TestSyncFailure(t *testing.T) {
 			size := l.Size()
 			require.NoError(t, l.Close())
 			assert.Equal(t, dirSize(t, dir), size, "nothing but the records")
-			got, _, err := replayAll(t, dir, 0, nil)
-			require.NoError(t, err)
-			assertRecords(t, want, got)
+			assertReplays(t, dir, want)
 		})
 	}
 }
@@ -272,9 +270,7 @@ func TestSyncFailureWaiters(t *testing.T) {
 		}
 		assert.Equal(t, [2]int64{2, 2}, [2]int64{f.writes.Load(), f.syncs.Load()})
 		require.NoError(t, l.Close())
-		got, _, err := replayAll(t, dir, 0, nil)
-		require.NoError(t, err)
-		assertRecords(t, want, got)
+		assertReplays(t, dir, want)
 	})
 }
 
@@ -308,8 +304,6 @@ func TestCloseWakesWaiters(t *testing.T) {
 		require.NoError(t, <-closed)
 		<-done
 		assert.Equal(t, []error{nil, nil}, errs)
-		got, _, err := replayAll(t, dir, 0, nil)
-		require.NoError(t, err)
-		assertRecords(t, want, got)
+		assertReplays(t, dir, want)
 	})
 }

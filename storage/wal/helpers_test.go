@@ -214,6 +214,15 @@ func fileBytes(t testing.TB, path string) []byte {
 	return b
 }
 
+// assertReplays asserts that replaying the log in dir from its start gives
+// want, record by record.
+func assertReplays(t testing.TB, dir string, want []rec, msgAndArgs ...any) bool {
+	t.Helper()
+	got, _, err := replayAll(t, dir, 0, nil)
+	require.NoError(t, err)
+	return assertRecords(t, want, got, msgAndArgs...)
+}
+
 // assertRecords asserts that got equals want, record by record, without
 // printing payloads.
 func assertRecords(t testing.TB, want, got []rec, msgAndArgs ...any) bool {

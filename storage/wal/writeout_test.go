@@ -107,9 +107,7 @@ func TestWriteOutFailure(t *testing.T) {
 			size := l.Size()
 			require.NoError(t, l.Close())
 			assert.Equal(t, dirSize(t, dir), size, "nothing but the records")
-			got, _, err := replayAll(t, dir, 0, nil)
-			require.NoError(t, err)
-			assertRecords(t, want, got)
+			assertReplays(t, dir, want)
 		})
 	}
 }
@@ -146,9 +144,7 @@ func TestWriteOutWhileAppending(t *testing.T) {
 	})
 	wg.Wait()
 	require.NoError(t, l.WriteOut())
-	got, _, err := replayAll(t, dir, 0, nil)
-	require.NoError(t, err)
-	assertRecords(t, want, got, "written out")
+	assertReplays(t, dir, want, "written out")
 	require.NoError(t, l.Close())
 }
 
@@ -176,9 +172,7 @@ func TestWriteOutPreallocates(t *testing.T) {
 	assert.Equal(t, n, l.Stats().Bytes, "the Flush writes nothing, zeros included")
 	assert.Equal(t, good+pad, fileSize(t, path))
 	require.NoError(t, l.Close())
-	got, _, err := replayAll(t, dir, 0, nil)
-	require.NoError(t, err)
-	assertRecords(t, want, got)
+	assertReplays(t, dir, want)
 }
 
 // TestSizeWhileSyncingWrittenOut: while a group syncs records that
