@@ -10,7 +10,8 @@ mkdir -p "$BENCH_OUT"
 build() {
   (cd "$root" && go build -o "$BENCH_OUT/bucketd" . &&
     go build -o "$BENCH_OUT/fiber-floor" ./bench/fiber-floor &&
-    go build -o "$BENCH_OUT/redcon-floor" ./bench/redcon-floor)
+    go build -o "$BENCH_OUT/redcon-floor" ./bench/redcon-floor &&
+    go build -o "$BENCH_OUT/redcon-map-floor" ./bench/redcon-map-floor)
 }
 
 # start NAME PORT CMD...: runs CMD pinned to SERVER_CPU, waits until PORT answers.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# RESP: bucketd's CL.THROTTLE against the bare redcon floor and Redis 7
-# running the Lua token bucket (bench/redis-token-bucket.lua), taking turns,
-# servers on one core and redis-benchmark on the other.
+# RESP: bucketd's CL.THROTTLE against the bare redcon floor, the floor plus
+# one Go map access per command (bench/redcon-map-floor) and Redis 7 running
+# the Lua token bucket (bench/redis-token-bucket.lua), taking turns, servers
+# on one core and redis-benchmark on the other.
 # Usage: bench/resp.sh [ROUNDS] [PIPELINE] [KEYS] [REQUESTS]
 #   defaults: 3 rounds of redis-benchmark -c 50 -P 16 -r 1000000 -n 2000000
 source "$(dirname "$0")/lib.sh"
@@ -26,6 +27,9 @@ for round in $(seq "$rounds"); do
   start floor "$port" "$BENCH_OUT/redcon-floor" "127.0.0.1:$port"
   bench floor CL.THROTTLE k:__rand_int__ 100 1 3600
   stop floor
+  start floor+map "$port" "$BENCH_OUT/redcon-map-floor" "127.0.0.1:$port"
+  bench floor+map CL.THROTTLE k:__rand_int__ 100 1 3600
+  stop floor+map
   start bucketd "$port" "$BENCH_OUT/bucketd" --http-addr 127.0.0.1:0 --resp-addr "127.0.0.1:$port" --data "$data/b.db"
   bench bucketd CL.THROTTLE k:__rand_int__ 100 1 3600
   stop bucketd
@@ -37,9 +41,11 @@ for round in $(seq "$rounds"); do
   rm -rf "$data"
 done
 echo
-for name in floor bucketd redis-lua; do
+for name in floor floor+map bucketd redis-lua; do
   printf '%-9s median %9.0f req/s\n' "$name" "$(awk -v n=$name '$2 == n {print $3}' "$results" | median)"
 done
 ratio() { awk -v a="$1" -v b="$2" '$2 == a {x[$1]=$3} $2 == b {y[$1]=$3} END {for (k in x) print x[k]/y[k]}' "$results" | median; }
 echo "bucketd / floor:     $(ratio bucketd floor) (median of the rounds)"
+echo "floor+map / floor:   $(ratio floor+map floor)"
+echo "bucketd / floor+map: $(ratio bucketd floor+map)"
 echo "bucketd / Redis+Lua: $(ratio bucketd redis-lua)"
