@@ -159,12 +159,8 @@ func (m *Metrics) Decisions(front, policy string, allowed, limited int, d time.D
 		return
 	}
 	cs := m.resolve(f, policy)
-	if allowed > 0 {
-		cs[0].Add(float64(allowed))
-	}
-	if limited > 0 {
-		cs[1].Add(float64(limited))
-	}
+	cs[0].Add(float64(allowed))
+	cs[1].Add(float64(limited))
 	s := d.Seconds()
 	for range allowed + limited {
 		f.latency.Observe(s)

@@ -31,8 +31,6 @@ const (
 	DefaultWindow = 200 * time.Microsecond
 	// DefaultMaxGroupBytes is the MaxGroupBytes of a zero Options: 1 MiB.
 	DefaultMaxGroupBytes = 1 << 20
-	// DefaultSegmentBytes is the SegmentBytes of a zero Options: 64 MiB.
-	DefaultSegmentBytes = 64 << 20
 )
 
 // Options configure a Log. The zero value is valid.
@@ -48,10 +46,6 @@ type Options struct {
 	// MaxGroupBytes ends the leader's wait once that many bytes of records
 	// are pending. 0 (or less) means DefaultMaxGroupBytes (1 MiB).
 	MaxGroupBytes int
-	// SegmentBytes is the length in bytes past which the current segment is
-	// due to be rotated (RotateDue). 0 (or less) means DefaultSegmentBytes
-	// (64 MiB).
-	SegmentBytes int64
 	// NextSeq is the first seq that the caller's checkpoint does not cover
 	// (0: none is covered). An empty log starts at NextSeq (or 1). If the
 	// log on disk ends before NextSeq-1 (it was lost, or it ends before a
@@ -81,12 +75,11 @@ type Options struct {
 // Log is a write-ahead log open for appending. Its methods are safe for
 // concurrent use.
 type Log struct {
-	dir          string
-	window       time.Duration
-	maxGroup     int
-	segmentBytes int64
-	logger       *slog.Logger
-	open         opener
+	dir      string
+	window   time.Duration
+	maxGroup int
+	logger   *slog.Logger
+	open     opener
 	// zeros is Options.Preallocate zero bytes, or nil.
 	zeros []byte
 
@@ -153,13 +146,12 @@ func Open(dir string, opts Options) (*Log, error) {
 // open is Open with the way to open the current segment for writing.
 func open(dir string, opts Options, openFile opener) (*Log, error) {
 	l := &Log{
-		dir:          dir,
-		window:       opts.Window,
-		maxGroup:     opts.MaxGroupBytes,
-		segmentBytes: opts.SegmentBytes,
-		logger:       opts.Logger,
-		open:         openFile,
-		timer:        time.NewTimer(time.Hour),
+		dir:      dir,
+		window:   opts.Window,
+		maxGroup: opts.MaxGroupBytes,
+		logger:   opts.Logger,
+		open:     openFile,
+		timer:    time.NewTimer(time.Hour),
 	}
 	l.timer.Stop()
 	l.cond.L = &l.mu
@@ -168,9 +160,6 @@ func open(dir string, opts Options, openFile opener) (*Log, error) {
 	}
 	if l.maxGroup <= 0 {
 		l.maxGroup = DefaultMaxGroupBytes
-	}
-	if l.segmentBytes <= 0 {
-		l.segmentBytes = DefaultSegmentBytes
 	}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
@@ -443,14 +432,6 @@ func (l *Log) Size() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.oldBytes + l.cur.size + int64(l.buf.n-l.wrote+l.inflight)
-}
-
-// RotateDue reports whether the current segment, with the records pending
-// and being written, has grown past Options.SegmentBytes.
-func (l *Log) RotateDue() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.cur.size+int64(l.buf.n-l.wrote+l.inflight) > l.segmentBytes
 }
 
 // LastSeq returns the seq of the last record appended (durable or not), 0
