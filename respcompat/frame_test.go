@@ -224,6 +224,8 @@ func TestWholeCommandAtTheLimits(t *testing.T) {
 		{"MaxCommandSize bytes", encode("ECHO", strings.Repeat("a", room)), true, nil},
 		{"MaxCommandSize+1 bytes", encode("ECHO", strings.Repeat("a", room+1)), false, errBulkLen},
 		{"leading zeros", "*01\r\n$0004\r\nPING\r\n", true, nil},
+		{"an empty argument", encode("ECHO", ""), true, nil},
+		{"a 9 in a header", encode("ECHO", "123456789"), true, nil},
 		{"18 digits", "*1\r\n$000000000000000004\r\nPING\r\n", true, nil},
 		{"19 digits", "*1\r\n$0000000000000000004\r\nPING\r\n", false, errBulkLen},
 		{"empty", "*0\r\n", false, nil},
