@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -207,8 +208,11 @@ func TestSyncFailure(t *testing.T) {
 			f.failSyncs.Store(tt.failSyncs)
 			f.failTruncates.Store(tt.failTruncates)
 			want = append(want, appendAll(t, l, 2, 30, 0, 40)...)
-			for range max(tt.failWrites, tt.failSyncs) {
-				require.ErrorIs(t, l.Sync(5), errInjected)
+			for i := range max(tt.failWrites, tt.failSyncs) {
+				err := l.Sync(5)
+				require.ErrorIs(t, err, errInjected)
+				assert.Equal(t, i < tt.failTruncates, strings.Contains(err.Error(), "truncate back"),
+					"the error names the truncation when it failed, and only then: %v", err)
 			}
 			if tt.failTruncates == 0 {
 				assert.Equal(t, good, fileSize(t, segPath(dir, 1)), "the failed bytes are cut off")

@@ -33,22 +33,30 @@ func TestPreallocate(t *testing.T) {
 	assert.Equal(t, int64(headerLen+pad), fileSize(t, path), "records written over the zeros leave the length alone")
 	assert.Equal(t, uint64(1), l.Stats().Writes)
 
+	// Records that end exactly where the zeros end write none.
+	fit := appendAll(t, l, 2, pad-2*(recordHeaderLen+100)-recordHeaderLen)
+	require.NoError(t, l.Sync(fit[0].Seq))
+	want = append(want, fit...)
+	good = int64(headerLen + pad)
+	assert.Equal(t, good, fileSize(t, path), "records that fill the zeros exactly write no more")
+	assert.Equal(t, uint64(pad), l.Stats().Bytes)
+
 	// A group that reaches past the zeros writes as many again after it.
-	more := appendAll(t, l, 2, 900)
+	more := appendAll(t, l, 3, 900)
 	require.NoError(t, l.Sync(more[0].Seq))
 	want = append(want, more...)
 	good += recordHeaderLen + 900
 	assert.Equal(t, good+pad, fileSize(t, path))
 	b := fileBytes(t, path)
 	assert.True(t, zeroFrom(b, good), "the file holds zeros after the records")
-	assert.Equal(t, uint64(2*100+2*recordHeaderLen+900+recordHeaderLen+pad), l.Stats().Bytes,
+	assert.Equal(t, uint64(pad+900+recordHeaderLen+pad), l.Stats().Bytes,
 		"the zeros of a group count as written")
 	require.NoError(t, l.Close())
 
 	logger, logs := captureLogger()
 	got, last, err := replayAll(t, dir, 0, logger)
 	require.NoError(t, err)
-	assert.Equal(t, uint64(3), last)
+	assert.Equal(t, uint64(4), last)
 	assertRecords(t, want, got)
 	assert.Empty(t, logs.String(), "zeros after the last record are no damage")
 	assert.Equal(t, b, fileBytes(t, path), "Replay leaves them")

@@ -166,6 +166,7 @@ func TestWriteOutPreallocates(t *testing.T) {
 	good := int64(headerLen + 2*recordHeaderLen + 1100)
 	assert.Equal(t, good+pad, fileSize(t, path), "past the zeros: as many again after the records")
 	assert.True(t, zeroFrom(fileBytes(t, path), good))
+	assert.Equal(t, uint64(2*recordHeaderLen+1100+pad), l.Stats().Bytes, "the zeros count as written")
 
 	n := l.Stats().Bytes
 	require.NoError(t, l.Flush())
