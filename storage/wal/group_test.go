@@ -130,8 +130,10 @@ func TestGroupCommitWindow(t *testing.T) {
 }
 
 // TestGroupCommitConcurrent runs many goroutines that append and sync on
-// the real clock: every Sync succeeds, every record is replayed once, and
-// groups form.
+// the real clock: every Sync succeeds and every record is replayed once.
+// How many groups form depends on the scheduler (with one P and a file that
+// syncs at once, each group can hold one record), so it is only logged;
+// TestGroupCommitWindow's "32 writers, one group" pins grouping on a fake clock.
 func TestGroupCommitConcurrent(t *testing.T) {
 	t.Parallel()
 	const goroutines, perGoroutine = 32, 20
@@ -160,7 +162,6 @@ func TestGroupCommitConcurrent(t *testing.T) {
 	writes, syncs := fk.counts()
 	records := goroutines * perGoroutine
 	t.Logf("%d records, %d writes, %d syncs: %.1f records per sync", records, writes, syncs, float64(records)/float64(syncs))
-	assert.Less(t, syncs, int64(records), "groups form")
 
 	got, last, err := replayAll(t, dir, 0, nil)
 	require.NoError(t, err)
