@@ -207,13 +207,14 @@ func (c *conn) run() error {
 			continue
 		}
 		if p[0] == '*' {
-			complete, args, _, rest, err := redcon.ReadNextCommand(p, c.args)
-			if err != nil || !complete {
-				// The framer has checked this command; redcon disagreeing
-				// is a bug, and the stream cannot be trusted past it.
+			args, n := splitCommand(p, c.args)
+			if n == 0 {
+				// The framer has checked this command; the split
+				// disagreeing is a bug, and the stream cannot be trusted
+				// past it.
 				return protocolError("invalid request")
 			}
-			c.r += len(p) - len(rest)
+			c.r += n
 			c.args = args
 		} else {
 			i := bytesIndexNL(p)

@@ -51,7 +51,8 @@ const (
 // read and carries only a few counters across chunks. It splits commands as
 // Redis and redcon do (a command starting with '*' is RESP, anything else an
 // inline line ending in '\n'), so that each complete command it reports
-// parses with redcon.ReadNextCommand, and it refuses what redcon would
+// parses with redcon.ReadNextCommand (run splits RESP ones itself, with
+// splitCommand, into the same arguments), and it refuses what redcon would
 // misread (a negative bulk length). An empty command ("*0", "*-1") is a
 // command of its own, which the server skips as Redis does.
 //
@@ -217,6 +218,23 @@ func (f *framer) scan(b []byte) (end int, err error) {
 // what is wrong with it. The two agree on every command (FuzzFramer feeds
 // each stream whole and a byte at a time).
 func wholeCommand(p []byte) int {
+	return splitWhole(p, nil)
+}
+
+// splitCommand returns the arguments of the RESP command that p starts
+// with, appended to args[:0] and aliasing p, and its length, in one pass
+// over its headers; 0 when wholeCommand would not frame it. Every command
+// that scan frames, but for the empty ones, is one that wholeCommand frames
+// too (FuzzFramer checks this, and that redcon finds the same arguments).
+func splitCommand(p []byte, args [][]byte) ([][]byte, int) {
+	args = args[:0]
+	n := splitWhole(p, &args)
+	return args, n
+}
+
+// splitWhole is wholeCommand, which also appends the arguments to *args
+// when args is not nil (what it appended is garbage when it returns 0).
+func splitWhole(p []byte, args *[][]byte) int {
 	if len(p) == 0 || p[0] != '*' {
 		return 0
 	}
@@ -232,9 +250,13 @@ func wholeCommand(p []byte) int {
 		if l, i = headerNum(p, i+1); l < 0 || l > MaxCommandSize {
 			return 0
 		}
+		start := i
 		i += l + 2
 		if i > len(p) || i > MaxCommandSize || p[i-2] != '\r' || p[i-1] != '\n' {
 			return 0
+		}
+		if args != nil {
+			*args = append(*args, p[start:i-2])
 		}
 	}
 	return i

@@ -11,7 +11,7 @@ import (
 // FuzzFramer checks the framer on any stream: it never panics, never holds
 // a command over the limit, finds the same command ends and error however
 // the stream is cut, and every command it reports is one that redcon parses
-// whole.
+// whole, into the arguments that splitCommand finds.
 func FuzzFramer(f *testing.F) {
 	for _, seed := range []string{
 		"*1\r\n$4\r\nPING\r\n",
@@ -60,7 +60,7 @@ func FuzzFramer(f *testing.F) {
 		for _, end := range ends {
 			cmd := in[start:end]
 			start = end
-			if len(cmd) > 0 && cmd[0] == '*' && (len(cmd) < 3 || cmd[1] == '-' || cmd[1] == '0') {
+			if emptyCommand(cmd) > 0 {
 				continue // an empty command, which the server skips
 			}
 			complete, args, _, rest, err := redcon.ReadNextCommand(cmd, nil)
@@ -72,6 +72,22 @@ func FuzzFramer(f *testing.F) {
 			}
 			assert.True(t, complete, "command %q is complete", cmd)
 			assert.Empty(t, rest, "command %q is exactly one command", cmd)
+			if cmd[0] == '*' {
+				// run splits it as redcon does, in one pass when it can.
+				got, n := splitCommand(cmd, nil)
+				assert.Equal(t, len(cmd), n, "command %q is split whole", cmd)
+				assert.Equal(t, strs(args), strs(got), "command %q has redcon's arguments", cmd)
+			}
 		}
 	})
+}
+
+// strs returns args as strings, so that an empty argument is one however
+// it was sliced.
+func strs(args [][]byte) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = string(a)
+	}
+	return out
 }

@@ -5,8 +5,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/tidwall/redcon"
-
 	"github.com/bucketd/bucketd/limiter"
 )
 
@@ -54,15 +52,15 @@ func (c *conn) nextThrottle() ([][]byte, int) {
 	if len(p) == 0 || p[0] != '*' || emptyCommand(p) > 0 {
 		return nil, 0
 	}
-	complete, args, _, rest, err := redcon.ReadNextCommand(p, c.batch.args[:0])
-	if err != nil || !complete || len(args) == 0 {
+	args, n := splitCommand(p, c.batch.args)
+	if n == 0 || len(args) == 0 {
 		return nil, 0
 	}
 	c.batch.args = args
 	if !eqFold(args[0], "cl.throttle") {
 		return nil, 0
 	}
-	return args, len(p) - len(rest)
+	return args, n
 }
 
 // runThrottles runs first, a batchable CL.THROTTLE whose command run has
