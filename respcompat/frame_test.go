@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/redcon"
 )
 
 func TestFramer(t *testing.T) {
@@ -244,6 +245,11 @@ func TestWholeCommandAtTheLimits(t *testing.T) {
 			n := wholeCommand(in)
 			if c.whole {
 				assert.Equal(t, len(in), n, "framed in one pass")
+				_, want, _, _, err := redcon.ReadNextCommand(in, nil)
+				require.NoError(t, err)
+				args, n := splitCommand(in, nil)
+				assert.Equal(t, len(in), n, "split in one pass")
+				assert.Equal(t, strs(want), strs(args), "into redcon's arguments")
 			} else {
 				assert.Zero(t, n, "left to the state machine")
 			}
