@@ -82,12 +82,12 @@ func FuzzFramer(f *testing.F) {
 	})
 }
 
-// strs returns args as strings, so that an empty argument is one however
-// it was sliced.
+// strs returns args as strings (nil for none), so that an empty argument
+// is one however it was sliced.
 func strs(args [][]byte) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		out[i] = string(a)
+	var out []string
+	for _, a := range args {
+		out = append(out, string(a))
 	}
 	return out
 }

@@ -179,11 +179,7 @@ func TestSplitInline(t *testing.T) {
 			continue
 		}
 		require.NoError(t, err, "%q", tt.line)
-		var strs []string
-		for _, a := range got {
-			strs = append(strs, string(a))
-		}
-		assert.Equal(t, tt.want, strs, "%q", tt.line)
+		assert.Equal(t, tt.want, strs(got), "%q", tt.line)
 	}
 }
 

@@ -53,7 +53,7 @@ func (c *conn) nextThrottle() ([][]byte, int) {
 		return nil, 0
 	}
 	args, n := splitCommand(p, c.batch.args)
-	if n == 0 || len(args) == 0 {
+	if n == 0 { // a command split whole has at least one argument
 		return nil, 0
 	}
 	c.batch.args = args
